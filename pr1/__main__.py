@@ -1,0 +1,3 @@
+from pr1.cli import main
+
+main()

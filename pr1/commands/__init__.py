@@ -1,0 +1,1 @@
+"""Command implementations behind the CLI: argument checking, progress and printing."""

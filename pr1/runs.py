@@ -1,0 +1,167 @@
+"""The run folder: what every long command writes and what the dashboard reads.
+
+    RUN_DIR/
+      run.json          kind, name, command line, resolved config, versions, git commit, status
+      metrics.jsonl     one JSON object per step (always has "step" and "time")
+      rollouts.jsonl    sampled traces with their rewards (always "step", "completion", "reward")
+      events.jsonl      start / checkpoint / eval / end events
+      checkpoints/      step-NNNNNN/ folders (safetensors)
+
+Streams are append-only, one complete line per row, so a reader can tail them live and an interrupted
+run keeps every row it finished. The schema is documented in docs/RUN_FOLDER.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pr1.errors import Pr1Error
+from pr1.jsonl import JsonlWriter, read_jsonl, write_json_atomic
+
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+ROLLOUTS_FILE = "rollouts.jsonl"
+EVENTS_FILE = "events.jsonl"
+CHECKPOINTS_DIR = "checkpoints"
+SECRET_MARKERS = ("key", "token", "secret", "password")
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("pr1", "torch", "transformers", "trl", "peft", "datasets", "unsloth", "bitsandbytes"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def redact(config: Any) -> Any:
+    """Drop values whose key looks like a secret, so API keys never reach a run folder."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = dataclasses.asdict(config)
+    if isinstance(config, dict):
+        return {
+            k: ("<redacted>" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else redact(v))
+            for k, v in config.items()
+        }
+    if isinstance(config, (list, tuple)):
+        return [redact(v) for v in config]
+    return config
+
+
+class Run:
+    """A run folder opened for writing. `Run.create` starts or resumes one."""
+
+    def __init__(self, path: Path, info: dict):
+        self.path = path
+        self.info = info
+        self.metrics = JsonlWriter(path / METRICS_FILE)
+        self.rollouts = JsonlWriter(path / ROLLOUTS_FILE)
+        self.events = JsonlWriter(path / EVENTS_FILE)
+
+    @classmethod
+    def create(cls, path: str | Path, kind: str, config: Any, *, resume: bool = False) -> Run:
+        """Open RUN_DIR for a `kind` job ("sft", "rl", "eval", ...). A folder that already holds a run
+        of another kind, or a finished-or-started run when `resume` is false, is refused."""
+        path = Path(path)
+        existing = path / RUN_FILE
+        if existing.exists():
+            info = read_run_info(path)
+            if info.get("kind") != kind:
+                raise Pr1Error(f"{path}: holds a '{info.get('kind')}' run, not '{kind}'; choose another --out")
+            if not resume:
+                raise Pr1Error(f"{path}: a run already exists here; pass --resume to continue it or choose another --out")
+            info["status"] = "running"
+            info.setdefault("resumed_at", []).append(time.time())
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            info = {
+                "kind": kind,
+                "name": path.name,
+                "created": time.time(),
+                "command": redact(sys.argv),
+                "config": redact(config),
+                "versions": versions(),
+                "git_commit": git_commit(),
+                "host": platform.node(),
+                "pid": os.getpid(),
+                "status": "running",
+            }
+        write_json_atomic(existing, info)
+        run = cls(path, info)
+        run.event("resume" if resume and "resumed_at" in info else "start")
+        return run
+
+    def log_metrics(self, step: int, **metrics: Any) -> None:
+        self.metrics.write({"step": step, "time": time.time(), **metrics})
+
+    def log_rollouts(self, step: int, rows: list[dict]) -> None:
+        self.rollouts.write_many({"step": step, **row} for row in rows)
+
+    def event(self, event: str, **data: Any) -> None:
+        self.events.write({"event": event, "time": time.time(), **data})
+
+    def update_info(self, **fields: Any) -> None:
+        self.info.update(fields)
+        write_json_atomic(self.path / RUN_FILE, self.info)
+
+    def checkpoint_dir(self, step: int) -> Path:
+        return self.path / CHECKPOINTS_DIR / f"step-{step:06d}"
+
+    def finish(self, status: str = "finished", **summary: Any) -> None:
+        self.event("end", status=status, **summary)
+        self.update_info(status=status, finished=time.time(), **({"summary": summary} if summary else {}))
+        for w in (self.metrics, self.rollouts, self.events):
+            w.close()
+
+
+def read_run_info(path: str | Path) -> dict:
+    import json
+
+    f = Path(path) / RUN_FILE
+    if not f.is_file():
+        raise Pr1Error(f"{path}: not a pr1 run folder (no {RUN_FILE})")
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise Pr1Error(f"{f}: invalid JSON ({e.msg})") from None
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    f = Path(path) / METRICS_FILE
+    return read_jsonl(f) if f.exists() else []
+
+
+def latest_checkpoint(path: str | Path) -> Path | None:
+    ckpts = sorted((Path(path) / CHECKPOINTS_DIR).glob("step-*"))
+    complete = [c for c in ckpts if (c / "COMPLETE").exists()]
+    return complete[-1] if complete else None
+
+
+def mark_checkpoint_complete(ckpt: Path, **state: Any) -> None:
+    """Written last, after every file of the checkpoint: a checkpoint without it is ignored on resume."""
+    write_json_atomic(ckpt / "COMPLETE", {"time": time.time(), **state})
