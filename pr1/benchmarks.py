@@ -31,14 +31,48 @@ class DatasetSpec:
 REGISTRY: dict[str, DatasetSpec] = {
     s.name: s
     for s in (
-        DatasetSpec("gsm8k", "openai/gsm8k", "test", ("gsm8k.jsonl", "gsm8k_test.jsonl"), "main", 1, "GSM8K test (1,319)"),
-        DatasetSpec("gsm8k-train", "openai/gsm8k", "train", ("gsm8k-train.jsonl", "gsm8k_train.jsonl"), "main", 1, "GSM8K train (7,473)"),
+        DatasetSpec(
+            "gsm8k",
+            "openai/gsm8k",
+            "test",
+            ("gsm8k.jsonl", "gsm8k_test.jsonl"),
+            "main",
+            1,
+            "GSM8K test (1,319)",
+        ),
+        DatasetSpec(
+            "gsm8k-train",
+            "openai/gsm8k",
+            "train",
+            ("gsm8k-train.jsonl", "gsm8k_train.jsonl"),
+            "main",
+            1,
+            "GSM8K train (7,473)",
+        ),
         DatasetSpec("math500", "HuggingFaceH4/MATH-500", "test", ("math500.jsonl",), None, 1, "MATH-500"),
-        DatasetSpec("aime24", "HuggingFaceH4/aime_2024", "train", ("aime24.jsonl",), None, 16, "AIME 2024 (30)"),
+        DatasetSpec(
+            "aime24", "HuggingFaceH4/aime_2024", "train", ("aime24.jsonl",), None, 16, "AIME 2024 (30)"
+        ),
         DatasetSpec("aime25", "math-ai/aime25", "test", ("aime25.jsonl",), None, 16, "AIME 2025 (30)"),
         DatasetSpec("amc23", "math-ai/amc23", "test", ("amc23.jsonl",), None, 16, "AMC 2023 (40)"),
-        DatasetSpec("dapo", "open-r1/DAPO-Math-17k-Processed", "train", ("dapo.jsonl", "dapo_math_17k_en.jsonl"), "en", 1, "DAPO-Math-17k, English"),
-        DatasetSpec("parallel-gsm8k-sample", None, "train", ("parallel-gsm8k-sample.jsonl", "parallel_gsm8k_v2_partial.jsonl"), None, 1, "341 Parallel-R1 cold-start traces"),
+        DatasetSpec(
+            "dapo",
+            "open-r1/DAPO-Math-17k-Processed",
+            "train",
+            ("dapo.jsonl", "dapo_math_17k_en.jsonl"),
+            "en",
+            1,
+            "DAPO-Math-17k, English",
+        ),
+        DatasetSpec(
+            "parallel-gsm8k-sample",
+            None,
+            "train",
+            ("parallel-gsm8k-sample.jsonl", "parallel_gsm8k_v2_partial.jsonl"),
+            None,
+            1,
+            "341 Parallel-R1 cold-start traces",
+        ),
     )
 }
 
@@ -84,7 +118,9 @@ def _load_local(path: Path) -> list[dict[str, Any]]:
 
 def _load_hub(spec: DatasetSpec) -> list[dict[str, Any]]:
     if spec.hub_id is None:
-        raise Pr1Error(f"dataset {spec.name!r} has no Hub copy: set PR1_DATA_DIR to a folder holding {spec.files[-1]}")
+        raise Pr1Error(
+            f"dataset {spec.name!r} has no Hub copy: set PR1_DATA_DIR to a folder holding {spec.files[-1]}"
+        )
     import datasets
 
     try:
@@ -100,7 +136,9 @@ def _load_hub(spec: DatasetSpec) -> list[dict[str, Any]]:
 def _normalise(row: dict[str, Any], where: str, index: int) -> dict[str, Any]:
     problem = next((row[k] for k in PROBLEM_KEYS if k in row), None)
     if isinstance(problem, list):  # chat-format prompt: take the user turn
-        problem = next((m.get("content") for m in problem if isinstance(m, dict) and m.get("role") == "user"), None)
+        problem = next(
+            (m.get("content") for m in problem if isinstance(m, dict) and m.get("role") == "user"), None
+        )
     answer_key = next((k for k in ANSWER_KEYS if k in row), None)
     if not isinstance(problem, str) or answer_key is None:
         raise Pr1Error(

@@ -21,12 +21,18 @@ app = typer.Typer(
 
 @app.command()
 def score(
-    file: Annotated[Path, typer.Argument(help="JSON Lines file with a completion and a gold answer per row.")],
-    reward: Annotated[str, typer.Option(help="accuracy | tiered | parallel-accuracy | alternating | scaffold")] = "accuracy",
+    file: Annotated[
+        Path, typer.Argument(help="JSON Lines file with a completion and a gold answer per row.")
+    ],
+    reward: Annotated[
+        str, typer.Option(help="accuracy | tiered | parallel-accuracy | alternating | scaffold")
+    ] = "accuracy",
     step: Annotated[int, typer.Option(help="Training step (first = 1) for scheduled rewards.")] = 1,
     completion_key: Annotated[str, typer.Option(help="Key of the completion text.")] = "completion",
     answer_key: Annotated[str, typer.Option(help="Key of the gold answer.")] = "answer",
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input row on stdout.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per input row on stdout.")
+    ] = False,
     skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows instead of stopping.")] = False,
 ) -> None:
     """Grade completions: accuracy, format validity, blocks and reward, per row or as a summary table."""

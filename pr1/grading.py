@@ -162,7 +162,9 @@ def _bounded(fn, *args, timeout: float) -> bool:  # noqa: ANN001
         raise _Timeout from None
 
 
-def answers_match(gold: str | int | float, pred: str, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[bool, str | None]:
+def answers_match(
+    gold: str | int | float, pred: str, *, timeout: float = DEFAULT_TIMEOUT
+) -> tuple[bool, str | None]:
     """(equal, reason-if-not). Numeric comparison first, then math-verify within `timeout` seconds."""
     g_num, p_num = to_number(gold), to_number(pred)
     if g_num is not None and p_num is not None:

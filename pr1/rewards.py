@@ -112,7 +112,11 @@ def make_reward_func(reward: str | Schedule, *, answer_key: str = "answer") -> C
         step = _step(trainer_state)
         out = []
         for text, gold in zip(texts, answers, strict=True):
-            out.append(score_reward(schedule, step, grade(text, gold).correct, text.count(PARALLEL_OPEN), not validate(text)))
+            out.append(
+                score_reward(
+                    schedule, step, grade(text, gold).correct, text.count(PARALLEL_OPEN), not validate(text)
+                )
+            )
         return out
 
     reward_func.__name__ = f"{schedule.name.replace('-', '_')}_reward"

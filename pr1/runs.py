@@ -13,6 +13,7 @@ run keeps every row it finished. The schema is documented in docs/RUN_FOLDER.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -38,10 +39,8 @@ def versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for pkg in ("pr1", "torch", "transformers", "trl", "peft", "datasets", "unsloth", "bitsandbytes"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -92,9 +91,13 @@ class Run:
         if existing.exists():
             info = read_run_info(path)
             if info.get("kind") != kind:
-                raise Pr1Error(f"{path}: holds a '{info.get('kind')}' run, not '{kind}'; choose another --out")
+                raise Pr1Error(
+                    f"{path}: holds a '{info.get('kind')}' run, not '{kind}'; choose another --out"
+                )
             if not resume:
-                raise Pr1Error(f"{path}: a run already exists here; pass --resume to continue it or choose another --out")
+                raise Pr1Error(
+                    f"{path}: a run already exists here; pass --resume to continue it or choose another --out"
+                )
             info["status"] = "running"
             info.setdefault("resumed_at", []).append(time.time())
         else:

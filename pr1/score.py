@@ -26,7 +26,9 @@ SCORE_KEYS = (
 )
 
 
-def score_completion(text: str, answer: str | int | float, schedule: Schedule | None = None, step: int = 1) -> dict:
+def score_completion(
+    text: str, answer: str | int | float, schedule: Schedule | None = None, step: int = 1
+) -> dict:
     """The `pr1 score` record of one completion (tags written literally) against its gold answer."""
     g = grade(text, answer)
     errors = validate(text)
@@ -60,7 +62,11 @@ def score_file(
         if missing or bad_type:
             if skip_bad:
                 continue
-            what = f"missing key(s) {', '.join(map(repr, missing))}" if missing else f"{completion_key!r} is not a string"
+            what = (
+                f"missing key(s) {', '.join(map(repr, missing))}"
+                if missing
+                else f"{completion_key!r} is not a string"
+            )
             raise Pr1Error(f"{path}:{lineno}: {what} (use --completion-key/--answer-key, or --skip-bad)")
         yield lineno, score_completion(row[completion_key], row[answer_key], schedule, step)
 
