@@ -64,8 +64,7 @@ def extract_answer(text: str) -> tuple[str | None, str | None]:
 
 
 def _strip_wrappers(ans: str) -> str:
-    ans = ans.strip().rstrip(".").strip()
-    ans = re.sub(r"^\*+|\*+$", "", ans).strip()  # markdown bold
+    ans = ans.strip(" \t*").rstrip(".").strip(" \t*")  # markdown bold, a closing full stop
     if len(ans) >= 2 and ans[0] == ans[-1] == "$":
         ans = ans[1:-1].strip()
     for left, right in (("\\(", "\\)"), ("\\[", "\\]")):

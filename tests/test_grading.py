@@ -1,0 +1,153 @@
+import json
+import threading
+import time
+
+import pytest
+
+from pr1 import grading
+from pr1.grading import answers_match, extract_answer, grade, last_boxed, to_number
+
+
+def test_final_answer_line_wins_over_boxed():
+    text = "so \\boxed{4}\nFinal Answer: 5"
+    assert extract_answer(text) == ("5", "final_answer")
+
+
+def test_last_final_answer_line():
+    assert extract_answer("Final Answer: 1\nwait\nFinal Answer: 2.") == ("2", "final_answer")
+
+
+def test_boxed_with_nested_braces():
+    assert last_boxed("x \\boxed{\\frac{1}{2}} y \\boxed{\\sqrt{\\frac{3}{4}}}") == "\\sqrt{\\frac{3}{4}}"
+    assert extract_answer("we get \\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}.") == (
+        "\\left( 3, \\frac{\\pi}{2} \\right)",
+        "boxed",
+    )
+
+
+def test_final_answer_with_boxed_or_dollars_inside():
+    assert extract_answer("Final Answer: $\\boxed{12}$") == ("12", "final_answer")
+    assert extract_answer("Final Answer: $\\frac{1}{2}$.") == ("\\frac{1}{2}", "final_answer")
+    assert extract_answer("**Final Answer:** **42**") == ("42", "final_answer")
+
+
+def test_no_answer():
+    assert extract_answer("I give up") == (None, None)
+    assert extract_answer("\\boxed{unclosed") == (None, None)
+    g = grade("nothing here", "3")
+    assert not g.correct and g.reason == "no answer" and g.answer_source is None
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred"),
+    [
+        ("025", "25"),  # AIME24: leading zeros
+        (70, "70"),  # aime25_mathai: int
+        (27.0, "27"),  # AMC23: float
+        (-1.0, "-1"),
+        ("1,080", "1080"),  # GSM8K: thousands commas
+        ("18", "$18"),
+        ("18", "\\$18.00"),
+        ("18", "18 dollars"),
+        ("50", "50\\%"),
+        ("50", "50%"),
+        ("106^\\circ", "106"),
+        ("\\frac{14}{3}", "\\dfrac{14}{3}"),
+        ("\\frac{14}{3}", "14/3"),
+        ("0.5", "\\frac{1}{2}"),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\frac{\\pi}{2})"),
+        ("p - q", "p-q"),
+        ("\\sqrt{2}/2", "\\frac{\\sqrt{2}}{2}"),
+    ],
+)
+def test_equivalent(gold, pred):
+    ok, reason = answers_match(gold, pred)
+    assert ok, reason
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred"),
+    [
+        ("025", "52"),
+        (27.0, "27.5"),
+        ("1,080", "108"),
+        ("18", "18 5"),
+        ("\\frac{14}{3}", "\\frac{3}{14}"),
+        ("p - q", "q - p"),
+    ],
+)
+def test_not_equivalent(gold, pred):
+    ok, reason = answers_match(gold, pred)
+    assert not ok and reason
+
+
+def test_to_number():
+    assert to_number("007") == 7
+    assert to_number("1,234,567") == 1234567
+    assert to_number("-3.50") == to_number("-3.5")
+    assert to_number(True) is None
+    assert to_number("5x") is None  # a variable is not a unit
+    assert to_number("3, 5") is None
+
+
+def _slow(gold, pred):
+    time.sleep(5)
+    return True
+
+
+def test_a_slow_comparison_times_out_as_incorrect(monkeypatch):
+    monkeypatch.setattr(grading, "_math_verify", _slow)
+    t = time.time()
+    ok, reason = answers_match("x^2", "y^2", timeout=0.3)
+    assert not ok and reason.startswith("timeout")
+    assert time.time() - t < 2
+
+
+def test_timeout_also_bounds_comparisons_outside_the_main_thread():
+    # a worker thread cannot use signals: the comparison runs in a helper process instead
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault("r", answers_match("x^2+1", "1+x^2", timeout=30)))
+    th.start()
+    th.join(60)
+    assert out["r"] == (True, None)
+
+
+def _grade_file(path, key, fix=lambda s: s):
+    rows = [json.loads(line) for line in path.open()]
+    return rows, [grade(fix(r[key]), r["answer"]) for r in rows]
+
+
+def test_math500_gold_solutions_grade_correct(shared_data):
+    rows, grades = _grade_file(shared_data / "math500.jsonl", "solution")
+    assert all(g.correct for g in grades), [
+        (r["answer"], g.pred) for r, g in zip(rows, grades, strict=False) if not g.correct
+    ]
+    assert {g.answer_source for g in grades} == {"boxed"}
+
+
+def test_gsm8k_gold_solutions_grade_correct(shared_data):
+    rows, grades = _grade_file(
+        shared_data / "gsm8k_test.jsonl", "solution", lambda s: s.replace("#### ", "Final Answer: ")
+    )
+    assert all(g.correct for g in grades)
+
+
+def test_mismatched_pairs_do_not_grade_correct(shared_data):
+    rows = [json.loads(line) for line in (shared_data / "math500.jsonl").open()]
+    shifted = [grade(a["solution"], b["answer"]) for a, b in zip(rows, rows[1:], strict=False)]
+    wrong = sum(not g.correct for g in shifted)
+    same = sum(a["answer"] == b["answer"] for a, b in zip(rows, rows[1:], strict=False))
+    assert wrong >= len(shifted) - same - 5  # only pairs that really share an answer may match
+
+
+@pytest.mark.parametrize(
+    "name", ["aime24.jsonl", "aime25.jsonl", "aime25_mathai.jsonl", "amc23.jsonl", "dapo_math_17k_en.jsonl"]
+)
+def test_every_answer_type_of_the_shared_data(shared_data, name):
+    rows = [json.loads(line) for line in (shared_data / name).open()][:300]
+    for r in rows:
+        gold = r["answer"]
+        plain = str(int(float(gold)))
+        assert grade(f"Final Answer: {plain}", gold).correct, gold
+        assert grade(f"so \\boxed{{{plain}}}", gold).correct, gold
+        assert not grade(f"Final Answer: {int(float(gold)) + 1}", gold).correct, gold

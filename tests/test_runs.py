@@ -1,0 +1,88 @@
+import json
+
+import pytest
+
+from pr1.errors import Pr1Error
+from pr1.jsonl import JsonlTail, JsonlWriter, iter_jsonl, write_json_atomic
+from pr1.runs import Run, latest_checkpoint, mark_checkpoint_complete, read_metrics, read_run_info, redact
+
+
+def test_run_folder_layout_and_streams(tmp_path):
+    run = Run.create(
+        tmp_path / "r", "rl", {"lr": 1e-6, "api_key": "sk-secret", "nested": {"hf_token": "hf_x"}}
+    )
+    run.log_metrics(1, reward_mean=0.5, phase="accuracy")
+    run.log_rollouts(1, [{"completion": "x", "reward": 1.0}])
+    run.finish(accuracy=0.5)
+    info = read_run_info(tmp_path / "r")
+    assert info["kind"] == "rl" and info["status"] == "finished" and info["summary"] == {"accuracy": 0.5}
+    assert info["config"]["lr"] == 1e-6
+    text = (tmp_path / "r" / "run.json").read_text()
+    assert "sk-secret" not in text and "hf_x" not in text
+    assert {"torch", "transformers", "python"} <= set(info["versions"])
+    m = read_metrics(tmp_path / "r")
+    assert m[0]["step"] == 1 and m[0]["phase"] == "accuracy" and "time" in m[0]
+    events = [json.loads(line)["event"] for line in (tmp_path / "r" / "events.jsonl").open()]
+    assert events == ["start", "end"]
+
+
+def test_existing_run_needs_resume(tmp_path):
+    Run.create(tmp_path, "sft", {}).finish()
+    with pytest.raises(Pr1Error, match="--resume"):
+        Run.create(tmp_path, "sft", {})
+    with pytest.raises(Pr1Error, match="holds a 'sft' run"):
+        Run.create(tmp_path, "rl", {}, resume=True)
+    run = Run.create(tmp_path, "sft", {}, resume=True)
+    assert run.info["status"] == "running" and len(run.info["resumed_at"]) == 1
+
+
+def test_checkpoints_count_only_when_complete(tmp_path):
+    run = Run.create(tmp_path, "sft", {})
+    assert latest_checkpoint(tmp_path) is None
+    c1, c2 = run.checkpoint_dir(10), run.checkpoint_dir(20)
+    c1.mkdir(parents=True)
+    c2.mkdir(parents=True)
+    mark_checkpoint_complete(c1, step=10)
+    assert latest_checkpoint(tmp_path) == c1  # step 20 was interrupted before it completed
+
+
+def test_writer_repairs_a_partial_last_line(tmp_path):
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"step": 1}\n{"step": 2, "lo')  # a writer killed mid-line
+    with JsonlWriter(p) as w:
+        w.write({"step": 2})
+    assert [r["step"] for _, r in iter_jsonl(p)] == [1, 2]
+
+
+def test_tail_follows_a_growing_file_and_reports_bad_lines(tmp_path):
+    p = tmp_path / "m.jsonl"
+    tail = JsonlTail(p)
+    assert tail.poll() == ([], [])  # not there yet
+    p.write_text('{"step": 1}\n{"step": 2')
+    rows, problems = tail.poll()
+    assert rows == [{"step": 1}] and problems == []  # the partial line waits
+    with p.open("a") as f:
+        f.write('}\nnot json\n[1]\n{"step": 3}\n')
+    rows, problems = tail.poll()
+    assert rows == [{"step": 2}, {"step": 3}]
+    assert problems == ["m.jsonl:3: malformed line skipped", "m.jsonl:4: not a JSON object, skipped"]
+    p.write_text('{"step": 9}\n')  # replaced by a shorter file
+    assert tail.poll()[0] == [{"step": 9}]
+
+
+def test_atomic_json(tmp_path):
+    write_json_atomic(tmp_path / "a.json", {"x": 1})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_redact_lists_and_dataclasses():
+    from dataclasses import dataclass
+
+    @dataclass
+    class C:
+        api_key: str = "k"
+        lr: float = 1.0
+
+    assert redact(C()) == {"api_key": "<redacted>", "lr": 1.0}
+    assert redact([{"password": "p"}]) == [{"password": "<redacted>"}]
