@@ -38,3 +38,20 @@ def _pr1_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny() -> tuple:
+    """A random-weight 2-layer Llama (tied embeddings) with the SmolLM2 tokenizer and the tags: (model, tokenizer).
+    Shared by the whole session: do not modify it."""
+    from pr1.models import tiny_model
+
+    return tiny_model("llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3() -> tuple:
+    """Like `tiny`, but a Qwen3 with untied embeddings."""
+    from pr1.models import tiny_model
+
+    return tiny_model("qwen3")
