@@ -10,6 +10,12 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# before anything imports huggingface_hub, which reads these once
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
@@ -31,13 +37,9 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True)
 def _pr1_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test sees the shared data through PR1_DATA_DIR and never reaches the Hub."""
+    """Every test sees the shared data through PR1_DATA_DIR."""
     if SHARED_DATA.is_dir():
         monkeypatch.setenv("PR1_DATA_DIR", str(SHARED_DATA))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")
