@@ -11,7 +11,8 @@ c = answer correct, n = number of `<Parallel>` blocks, f = format valid.
 TRL calls a reward function as `f(prompts=, completions=, completion_ids=, trainer_state=, **columns)`.
 TRL decodes completions with `skip_special_tokens=True`, which deletes the tags; pr1's rollout passes the
 tagged text in the extra column `tagged_text`, which these functions prefer when present. The training
-step is `trainer_state.global_step + 1`, so the first step is 1.
+step is `trainer_state.global_step // updates_per_step + 1`, so the first step is 1; with several optimizer
+updates per generation round (`updates_per_step`, TRL's `steps_per_generation`), a step is one round.
 """
 
 from __future__ import annotations
@@ -91,12 +92,15 @@ def _text(completion: Any) -> str:
     return str(completion)
 
 
-def _step(trainer_state: Any) -> int:
-    return int(getattr(trainer_state, "global_step", 0)) + 1
+def _step(trainer_state: Any, updates_per_step: int = 1) -> int:
+    return int(getattr(trainer_state, "global_step", 0)) // updates_per_step + 1
 
 
-def make_reward_func(reward: str | Schedule, *, answer_key: str = "answer") -> Callable[..., list[float]]:
-    """A TRL-compatible reward function for `reward` (a name or a Schedule)."""
+def make_reward_func(
+    reward: str | Schedule, *, answer_key: str = "answer", updates_per_step: int = 1
+) -> Callable[..., list[float]]:
+    """A TRL-compatible reward function for `reward` (a name or a Schedule). `updates_per_step` optimizer
+    steps make one training step (rewards are computed at the start of each round)."""
     schedule = reward if isinstance(reward, Schedule) else Schedule(reward)
 
     def reward_func(
@@ -109,7 +113,7 @@ def make_reward_func(reward: str | Schedule, *, answer_key: str = "answer") -> C
         answers = columns.get(answer_key)
         if answers is None:
             raise KeyError(f"reward function needs the dataset column {answer_key!r}")
-        step = _step(trainer_state)
+        step = _step(trainer_state, updates_per_step)
         out = []
         for text, gold in zip(texts, answers, strict=True):
             out.append(

@@ -1,0 +1,246 @@
+"""Run-folder output of `pr1 rl`: one metrics row per RL step, sample rollouts, checkpoints, evaluations.
+
+An RL step is one generation round (first = 1) followed by `updates_per_step` optimizer steps, so TRL's
+global step g (optimizer steps done) belongs to RL step g // updates_per_step + 1 while it is generating,
+and RL step s is complete when the global step reaches s * updates_per_step. The trainer (pr1.rl.trainer)
+fills a `RoundStats` while it generates and scores; `RunCallback` adds the optimizer figures TRL logs after
+each update and writes the row once the step's last update is done, before the checkpoint of that step.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import shutil
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from transformers import TrainerCallback
+
+from pr1.runs import Run, mark_checkpoint_complete
+
+BASE_REWARDS = ("accuracy", "tiered", "parallel-accuracy")
+# TRL log key -> metrics.jsonl key; averaged over the updates of a step (lr: the last value)
+TRL_KEYS = {
+    "loss": "loss",
+    "grad_norm": "grad_norm",
+    "learning_rate": "lr",
+    "clip_ratio/low_mean": "clip_ratio_low",
+    "clip_ratio/high_mean": "clip_ratio_high",
+    "entropy": "entropy",
+    "frac_reward_zero_std": "frac_reward_zero_std",
+}
+
+
+@dataclass
+class RoundStats:
+    """What one generation round produced (gathered from every process)."""
+
+    step: int
+    phase: str
+    records: list[dict] = field(default_factory=list)  # one per completion: score keys, lengths, text
+    time_rollout: float = 0.0
+    time_scoring: float = 0.0
+    logprob_gap_mean: float | None = None
+    logprob_gap_max: float | None = None
+
+
+class StepRecorder:
+    """Shared by the trainer (which fills `round`) and RunCallback (which writes it out)."""
+
+    def __init__(self) -> None:
+        self.round: RoundStats | None = None
+        self.time_rollout = 0.0
+
+
+def memory_gb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def step_metrics(stats: RoundStats) -> dict[str, Any]:
+    """The rollout half of a metrics row: rewards, behaviour, lengths, timings."""
+    recs = stats.records
+    rewards = [r["reward"] for r in recs]
+    positions = [p for r in recs for p in r.get("parallel_positions") or []]
+    generated = sum(r["tokens"] for r in recs)
+    row: dict[str, Any] = {
+        "phase": stats.phase,
+        "reward_mean": _mean(rewards),
+        "reward_std": statistics.stdev(rewards) if len(rewards) > 1 else 0.0,
+    }
+    for name in BASE_REWARDS:
+        row[f"rewards/{name}/mean"] = _mean([r["rewards"][name] for r in recs])
+    row.update(
+        accuracy=_mean([float(r["correct"]) for r in recs]),
+        parallel_ratio=_mean([float(r["parallel"]) for r in recs]),
+        format_valid_rate=_mean([float(r["format_valid"]) for r in recs]),
+        blocks_mean=_mean([r["n_blocks"] for r in recs]),
+        parallel_position_mean=_mean(positions),
+        response_tokens_mean=_mean([r["tokens"] for r in recs]),
+        critical_path_tokens_mean=_mean([r["critical_path_tokens"] for r in recs]),
+        truncated_rate=_mean([float(r["truncated"]) for r in recs]),
+        time_rollout=stats.time_rollout,
+        time_scoring=stats.time_scoring,
+        tokens_per_s=generated / stats.time_rollout if stats.time_rollout > 0 else None,
+        logprob_gap_mean=stats.logprob_gap_mean,
+        logprob_gap_max=stats.logprob_gap_max,
+    )
+    return row
+
+
+ROLLOUT_KEYS = (
+    "id",
+    "sample",
+    "problem",
+    "answer",
+    "completion",
+    "reward",
+    "phase",
+    "correct",
+    "pred",
+    "answer_source",
+    "format_valid",
+    "format_errors",
+    "n_blocks",
+    "paths_per_block",
+    "parallel",
+    "tokens",
+    "critical_path_tokens",
+    "truncated",
+)
+
+
+class RunCallback(TrainerCallback):
+    """Writes metrics.jsonl / rollouts.jsonl / events.jsonl rows and renames HF checkpoints into
+    `checkpoints/step-NNNNNN/` (marked COMPLETE), on the main process only."""
+
+    def __init__(
+        self,
+        run: Run | None,
+        recorder: StepRecorder,
+        *,
+        updates_per_step: int,
+        total_steps: int,
+        log_rollouts: int,
+        eval_every: int = 0,
+        evaluate: Callable[[int, Path], dict[str, Any]] | None = None,
+    ) -> None:
+        self.run = run
+        self.recorder = recorder
+        self.ups = updates_per_step
+        self.total_steps = total_steps
+        self.log_rollouts = log_rollouts
+        self.eval_every = eval_every
+        self.evaluate = evaluate  # (step, checkpoint folder) -> {metric: value}
+        self.updates: dict[str, list[float]] = defaultdict(list)
+        self.round_start: float | None = None
+        self.progress: Progress | None = None
+        self.task = None
+
+    # -- progress
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        if self.run is None:
+            return
+        done = state.global_step // self.ups
+        self.progress = Progress(
+            TextColumn("[bold]rl"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeRemainingColumn(),
+        )
+        self.task = self.progress.add_task("", total=self.total_steps, completed=done)
+        self.progress.start()
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+    # -- metrics
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        if state.global_step % self.ups == 0:
+            self.round_start = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        for key in TRL_KEYS:
+            value = (logs or {}).get(key)
+            if isinstance(value, (int, float)) and not math.isnan(value):
+                self.updates[key].append(float(value))
+        if state.global_step % self.ups or state.global_step == 0:
+            return
+        stats, self.recorder.round = self.recorder.round, None
+        updates, self.updates = self.updates, defaultdict(list)
+        if stats is None or self.run is None:
+            return
+        row = step_metrics(stats)
+        for key, name in TRL_KEYS.items():
+            values = updates.get(key)
+            if values:
+                row[name] = values[-1] if key == "learning_rate" else sum(values) / len(values)
+        elapsed = time.perf_counter() - self.round_start if self.round_start is not None else None
+        if elapsed is not None:
+            row["time_update"] = max(0.0, elapsed - stats.time_rollout - stats.time_scoring)
+        row["memory_gb"] = memory_gb()
+        self.run.log_metrics(stats.step, **row)
+        if self.log_rollouts:
+            kept = [{k: r.get(k) for k in ROLLOUT_KEYS} for r in stats.records[: self.log_rollouts]]
+            self.run.log_rollouts(stats.step, kept)
+        if self.progress is not None:
+            self.progress.update(
+                self.task,
+                completed=stats.step,
+                description=f"{stats.phase:<17} reward {row['reward_mean']:+.3f}  acc {row['accuracy']:.2f}",
+            )
+
+    # -- checkpoints and evaluations
+    def _eval_due(self, global_step: int) -> bool:
+        step, rest = divmod(global_step, self.ups)
+        return bool(self.evaluate and self.eval_every and not rest and step % self.eval_every == 0)
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        if self._eval_due(state.global_step):
+            control.should_save = True  # the evaluation reads that step's checkpoint
+        return control
+
+    def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
+        if self.run is None or state.global_step % self.ups:
+            return
+        step = state.global_step // self.ups
+        source = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        target = self.run.checkpoint_dir(step)
+        if not source.is_dir():
+            return
+        if target.exists():
+            shutil.rmtree(target)
+        source.rename(target)
+        mark_checkpoint_complete(target, step=step, global_step=state.global_step)
+        self.run.event("checkpoint", step=step, path=str(target))
+        if self._eval_due(state.global_step):
+            self._evaluate(step, target)
+
+    def _evaluate(self, step: int, checkpoint: Path) -> None:
+        assert self.evaluate is not None and self.run is not None
+        if self.progress is not None:  # the evaluation shows its own progress bar
+            self.progress.stop()
+        try:
+            figures = self.evaluate(step, checkpoint)
+        finally:
+            if self.progress is not None:
+                self.progress.start()
+        for bench, values in figures.items():
+            self.run.event("eval", step=step, bench=bench, **values)
+            self.run.log_metrics(step, **{f"eval/{bench}/{k}": v for k, v in values.items()})

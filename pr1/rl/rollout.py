@@ -1,0 +1,110 @@
+"""pr1's rollout engine behind TRL's `rollout_func` hook.
+
+TRL calls `rollout_func(prompts, trainer)` with this process's prompts, each already repeated once per
+sample of its group (`num_generations` consecutive copies), and expects one completion per entry. We
+sample with the trainer's current policy (unwrapped, adapters active, eval mode, no gradients) and return:
+
+  prompt_ids, completion_ids   token ids; the completion in layout order (main, <Parallel>, paths, ...)
+  logprobs                     the engine's sampling log-prob per completion token (0.0 where inserted)
+  env_mask                     1 = sampled by the model, 0 = inserted by the runtime (<Path> seeds,
+                               </Parallel>, "\\n", <Summary>, a </Path> replacing EOS). TRL turns it into
+                               `tool_mask` and trains on `completion_mask * tool_mask`, so inserted
+                               tokens get zero loss weight (all ones when `mask_inserted` is off).
+  tagged_text                  the completion with its tags written literally (TRL's own decoding drops
+                               special tokens, hence the tags); reward functions read it
+  rollout                      per-trajectory lengths and positions for the run folder's metrics
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pr1.rl.backends import generation_mode
+from pr1.rl.config import RLConfig
+
+
+def engine_config(cfg: RLConfig) -> Any:
+    from pr1.rollout import RolloutConfig
+
+    return RolloutConfig(
+        mode=cfg.mode,
+        num_paths=cfg.num_paths,
+        max_blocks=cfg.max_blocks,
+        max_path_tokens=cfg.max_path_tokens,
+        max_tokens=cfg.max_tokens,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=cfg.seed,
+        mask_inserted=cfg.mask_inserted,
+    )
+
+
+def prompt_groups(prompts: list[Any]) -> tuple[list[Any], int]:
+    """(distinct prompts, samples each) when `prompts` is runs of equal length of identical prompts, which
+    is how TRL repeats them; else (prompts, 1)."""
+    runs: list[list[Any]] = []
+    for p in prompts:
+        if runs and runs[-1][0] == p:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    n = len(runs[0]) if runs else 1
+    if all(len(r) == n for r in runs):
+        return [r[0] for r in runs], n
+    return list(prompts), 1
+
+
+class EngineRollout:
+    """The `rollout_func` for GRPOTrainer. Each call is seeded from (seed, RL step, process), so a resumed
+    run samples what an uninterrupted one would have."""
+
+    def __init__(self, cfg: RLConfig, tokenizer: Any, backend: str, logits_processor: Any = None) -> None:
+        self.config = engine_config(cfg)
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.updates_per_step = cfg.updates_per_step
+        self.mask_inserted = cfg.mask_inserted
+        self.logits_processor = logits_processor  # e.g. pr1.rollout.ForcedSchedule (tests, benchmarks)
+        self.engine: Any = None  # kept across steps: its decoding buffers are reused
+
+    def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, list]:
+        from trl.models import unwrap_model_for_generation
+
+        from pr1.rollout import RolloutEngine
+
+        step = trainer.state.global_step // self.updates_per_step + 1
+        seed = (self.config.seed or 0) * 1_000_003 + step * 1_009 + trainer.accelerator.process_index
+        distinct, n = prompt_groups(prompts)
+        with (
+            unwrap_model_for_generation(
+                trainer.model_wrapped,
+                trainer.accelerator,
+                gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+            ) as model,
+            generation_mode(self.backend, model),
+        ):
+            if self.engine is None or self.engine.model is not model:
+                self.engine = RolloutEngine(model, self.tokenizer, self.config)
+            self.engine.config = dataclasses.replace(self.config, seed=seed)
+            trajectories = self.engine.generate(distinct, n=n, logits_processor=self.logits_processor)
+        return {
+            "prompt_ids": [t.prompt_ids for t in trajectories],
+            "completion_ids": [t.completion_ids for t in trajectories],
+            "logprobs": [t.logprobs for t in trajectories],
+            "env_mask": [
+                [0 if ins and self.mask_inserted else 1 for ins in t.inserted] for t in trajectories
+            ],
+            "tagged_text": [t.text for t in trajectories],
+            "rollout": [
+                {
+                    "tokens": t.generated_tokens,
+                    "critical_path_tokens": t.critical_path_tokens,
+                    "parallel_positions": list(t.parallel_positions),
+                    "truncated": t.truncated,
+                    "sample": t.sample_index,
+                }
+                for t in trajectories
+            ],
+        }

@@ -1,0 +1,167 @@
+"""`pr1 rl` settings: paper defaults, presets, precedence, validation, the TRL config they map to, CLI errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pr1.cli import app
+from pr1.errors import Pr1Error
+from pr1.rl.config import RLConfig, load_preset, resolve
+from pr1.rl.trainer import batch_layout, grpo_args
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+runner = CliRunner()
+
+
+def test_defaults_are_the_papers_constants():
+    c = RLConfig()
+    assert (c.group, c.updates_per_step, c.clip_low, c.clip_high) == (8, 2, 0.2, 0.28)
+    assert (c.max_tokens, c.max_prompt_tokens, c.num_paths, c.max_blocks, c.max_path_tokens) == (
+        3000,
+        2000,
+        2,
+        4,
+        4096,
+    )
+    assert (c.temperature, c.top_p, c.window, c.accuracy_steps, c.switch_step) == (1.0, 1.0, 10, 8, 200)
+    assert c.mask_inserted and c.reward == "alternating"
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in EXAMPLES.glob("*.toml")))
+def test_every_preset_resolves_and_explains_itself(preset):
+    path = EXAMPLES / preset
+    assert path.read_text().startswith("#")  # what it is and what changed from the paper
+    cfg = resolve({"model": "m"}, preset=path)
+    assert cfg.model == "m"
+    assert (cfg.batch * cfg.group) % cfg.updates_per_step == 0
+
+
+def test_presets_cover_the_papers_stages():
+    stages = {p.stem: load_preset(p) for p in EXAMPLES.glob("*.toml")}
+    assert stages["causal-stage1-gsm8k"]["reward"] == "parallel-accuracy"
+    assert stages["causal-stage1-gsm8k"]["data"] == "gsm8k-train"
+    assert stages["causal-stage2-dapo"]["reward"] == "accuracy"
+    assert stages["structured-s1"]["variant"] == "structured"
+    assert stages["structured-s2"]["reward"] == "alternating"
+    assert stages["scaffold"]["reward"] == "scaffold" and stages["scaffold"]["switch_step"] == 200
+    assert (
+        stages["sequential-grpo"]["prompt_file"] == "sequential"
+        and stages["sequential-grpo"]["mode"] == "free"
+    )
+
+
+def test_precedence_defaults_preset_saved_cli(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text('model = "from-preset"\nsteps = 7\nlr = 1\nclip-high = 0.2\n')
+    cfg = resolve({"steps": None, "batch": 4}, preset=preset, saved={"steps": 9, "kind_of": "ignored"})
+    assert cfg.model == "from-preset" and cfg.steps == 9 and cfg.batch == 4
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.clip_high == 0.2
+    assert resolve({"steps": 3}, preset=preset, saved={"steps": 9}).steps == 3
+
+
+@pytest.mark.parametrize(
+    ("cli", "message"),
+    [
+        ({}, "--model is required"),
+        ({"model": "m", "reward": "fast"}, "--reward 'fast'"),
+        ({"model": "m", "variant": "tree"}, "--variant 'tree'"),
+        ({"model": "m", "group": 1}, "--group 1"),
+        ({"model": "m", "batch": 3, "group": 3}, "updates_per_step=2"),
+        ({"model": "m", "eval_every": 5}, "--eval-every needs --eval"),
+        ({"model": "m", "steps": "ten"}, "steps='ten': expected a int"),
+        ({"model": "m", "mask_inserted": 1}, "expected a bool"),
+        ({"model": "m", "clip_low": 1.5}, "--clip-low"),
+    ],
+)
+def test_bad_settings_raise_one_line_errors(cli, message):
+    with pytest.raises(Pr1Error, match=message.replace("(", r"\(").replace("|", r"\|")):
+        resolve(cli)
+
+
+def test_bad_preset_files(tmp_path):
+    with pytest.raises(Pr1Error, match="no such file"):
+        load_preset(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("steps = \n")
+    with pytest.raises(Pr1Error, match="invalid TOML"):
+        load_preset(bad)
+    bad.write_text("stepz = 3\n")
+    with pytest.raises(Pr1Error, match=r"bad.toml: unknown setting 'stepz'"):
+        load_preset(bad)
+    bad.write_text("[grpo]\nsteps = 3\n")
+    with pytest.raises(Pr1Error, match="flat"):
+        load_preset(bad)
+
+
+@pytest.mark.parametrize(
+    ("batch", "group", "ups", "micro", "procs", "expected"),
+    [
+        (16, 8, 2, 8, 1, (8, 8)),  # 64 rollouts per update: 8 micro-batches of 8
+        (1, 2, 2, 8, 1, (1, 1)),
+        (4, 6, 2, 8, 1, (6, 2)),  # the largest divisor of 12 not above 8
+        (16, 8, 2, 8, 4, (8, 2)),
+    ],
+)
+def test_batch_layout(batch, group, ups, micro, procs, expected):
+    cfg = RLConfig(model="m", batch=batch, group=group, updates_per_step=ups, micro_batch=micro)
+    assert batch_layout(cfg, procs) == expected
+
+
+def test_batch_layout_refuses_uneven_processes():
+    with pytest.raises(Pr1Error, match="do not split over 3 processes"):
+        batch_layout(RLConfig(model="m", batch=2, group=2), 3)
+
+
+def test_grpo_config_matches_the_method(tmp_path):
+    from trl import GRPOConfig
+
+    cfg = RLConfig(model="m", batch=4, group=4, steps=5, micro_batch=2, clip_high=0.28, save_every=2)
+    args = grpo_args(cfg, GRPOConfig, tmp_path, 1)
+    assert (args.loss_type, args.beta, args.epsilon, args.epsilon_high) == ("dapo", 0.0, 0.2, 0.28)
+    assert args.scale_rewards == "group" and args.num_iterations == 1 and args.lr_scheduler_type == "constant"
+    assert (
+        args.num_generations == 4 and args.generation_batch_size == 16
+    )  # one generation round = one RL step
+    # 16 rollouts -> 2 updates of 8 rollouts -> micro-batches of 2 with 4 accumulation steps
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (2, 4)
+    assert args.steps_per_generation == 8 and args.max_steps == 10 and args.save_steps == 4
+    assert args.max_completion_length == 3000 and not args.mask_truncated_completions
+
+
+def test_cli_errors_before_any_model_is_loaded(tmp_path):
+    res = runner.invoke(app, ["rl", "--model", "m"])
+    assert isinstance(res.exception, Pr1Error) and "--out" in str(res.exception)
+    res = runner.invoke(app, ["rl", "--out", str(tmp_path / "r"), "--model", "m", "--reward", "nope"])
+    assert isinstance(res.exception, Pr1Error) and "--reward 'nope'" in str(res.exception)
+    other = tmp_path / "sft-run"
+    other.mkdir()
+    (other / "run.json").write_text(json.dumps({"kind": "sft", "config": {}}))
+    res = runner.invoke(app, ["rl", "--out", str(other), "--model", "m"])
+    assert isinstance(res.exception, Pr1Error) and "holds a 'sft' run" in str(res.exception)
+    mine = tmp_path / "rl-run"
+    mine.mkdir()
+    (mine / "run.json").write_text(json.dumps({"kind": "rl", "config": {"model": "m"}}))
+    res = runner.invoke(app, ["rl", "--out", str(mine)])
+    assert isinstance(res.exception, Pr1Error) and "--resume" in str(res.exception)
+    res = runner.invoke(
+        app, ["rl", "--out", str(tmp_path / "r2"), "--model", "m", "--data", str(tmp_path / "x.jsonl")]
+    )
+    assert isinstance(res.exception, Pr1Error) and "x.jsonl: no such file" in str(res.exception)
+    assert not (tmp_path / "r2").exists()  # nothing was created for a run that could not start
+
+
+def test_cli_reports_errors_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "pr1", "rl", "--out", str(tmp_path / "r"), "--model", "m", "--group", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        res.returncode == 2
+        and res.stderr.strip() == "error: --group 1: GRPO needs at least 2 samples per prompt"
+    )

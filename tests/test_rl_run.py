@@ -1,0 +1,142 @@
+"""`pr1 rl` with pr1's rollout engine: forks at <Parallel> reach TRL with their inserted tokens masked, a
+20-step tiny-model run switches reward phase at steps 9, 10, 19, 20, and a smoke run on the embedded model."""
+
+import json
+
+import pytest
+import torch
+
+from pr1.models import EMBEDDED_MODEL, save_model, tiny_model
+from pr1.rl.backends import Policy, lora_config
+from pr1.rl.config import resolve
+from pr1.rl.rollout import EngineRollout, prompt_groups
+from pr1.rl.trainer import build_dataset, build_trainer, train
+from pr1.rollout import ForcedSchedule, RolloutEngine
+from pr1.runs import read_metrics, read_run_info
+
+
+@pytest.fixture
+def problems(tmp_path):
+    (tmp_path / "template.txt").write_text("Q: {problem}")
+    f = tmp_path / "problems.jsonl"
+    f.write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "problem": f"What is {i}+{i}?", "answer": str(2 * i)}) + "\n"
+            for i in range(4)
+        )
+    )
+    return {"data": str(f), "prompt_file": str(tmp_path / "template.txt")}
+
+
+def test_prompt_groups():
+    assert prompt_groups(["a", "a", "b", "b"]) == (["a", "b"], 2)
+    assert prompt_groups(["a", "a", "b"]) == (["a", "a", "b"], 1)
+    assert prompt_groups([[{"c": 1}], [{"c": 1}]]) == ([[{"c": 1}]], 2)
+
+
+@pytest.mark.parametrize("mask_inserted", [True, False])
+def test_forked_rollouts_reach_trl_with_inserted_tokens_masked(tmp_path, problems, mask_inserted):
+    model, tok = tiny_model("llama")
+    cfg = resolve(
+        {
+            "model": "tiny",
+            **problems,
+            "batch": 1,
+            "group": 2,
+            "max_tokens": 40,
+            "lora_r": 4,
+            "mask_inserted": mask_inserted,
+        }
+    )
+    forced = ForcedSchedule.for_tokenizer(tok, fork_after=3, path_tokens=[4, 6], summary_tokens=3)
+    rollout = EngineRollout(cfg, tok, "hf", logits_processor=forced)
+    trainer = build_trainer(
+        cfg,
+        Policy(model, tok, lora_config(cfg), "tiny", None),
+        build_dataset(cfg),
+        backend="hf",
+        output_dir=tmp_path / "o",
+        rollout_func=rollout,
+    )
+    trainer.model.train()
+    calls = []
+    original = trainer.reward_funcs[0]
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return original(**kwargs)
+
+    spy.__name__ = original.__name__
+    trainer.reward_funcs[0] = spy
+    rollout.engine = RolloutEngine(trainer.accelerator.unwrap_model(trainer.model), tok, rollout.config)
+    trajectories = []
+    generate = rollout.engine.generate
+    rollout.engine.generate = lambda *a, **k: trajectories.extend(generate(*a, **k)) or trajectories
+    batch = [dict(trainer.train_dataset[0]) for _ in range(2)]
+    out = trainer._generate_and_score_completions(batch)
+    texts = calls[0]["tagged_text"]
+    assert texts == [t.text for t in trajectories]
+    assert all(t.count("<Parallel>") >= 1 and "</Parallel>\n<Summary>" in t for t in texts)
+    loss_mask = out["completion_mask"] * out["tool_mask"]  # what TRL's loss weighs
+    for k, t in enumerate(trajectories):
+        assert out["completion_ids"][k, : len(t.completion_ids)].tolist() == t.completion_ids
+        inserted = torch.tensor(t.inserted)
+        assert inserted.sum() >= 4  # <Path> seeds, </Parallel>, "\n", <Summary>
+        expected = (~inserted).long() if mask_inserted else torch.ones_like(inserted, dtype=torch.long)
+        assert loss_mask[k, : len(t.completion_ids)].tolist() == expected.tolist()
+        assert (loss_mask[k, len(t.completion_ids) :] == 0).all()
+    stats = trainer.pr1_recorder.round
+    assert all(r["n_blocks"] >= 1 for r in stats.records) and stats.logprob_gap_max > 0
+
+
+@pytest.mark.slow
+def test_twenty_engine_steps_switch_phase_at_9_10_19_20(tmp_path, problems):
+    model, tok = tiny_model("llama")
+    save_model(model, tok, tmp_path / "tiny")
+    cfg = resolve(
+        {
+            "model": str(tmp_path / "tiny"),
+            **problems,
+            "reward": "alternating",
+            "batch": 1,
+            "group": 2,
+            "steps": 20,
+            "max_tokens": 24,
+            "lora_r": 4,
+            "save_every": 0,
+        }
+    )
+    train(cfg, tmp_path / "run")
+    rows = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == list(range(1, 21))
+    assert [r["step"] for r in rows if r["phase"] == "tiered"] == [9, 10, 19, 20]
+    assert all(r["reward_mean"] == pytest.approx(r[f"rewards/{r['phase']}/mean"]) for r in rows)
+    assert all(
+        r["response_tokens_mean"] <= 24 and r["logprob_gap_max"] < 1e-3 for r in rows
+    )  # no forks: exact
+    assert read_run_info(tmp_path / "run")["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_smoke_run_on_the_embedded_model(tmp_path, problems):
+    out = tmp_path / "run"
+    cfg = resolve(
+        {
+            "model": EMBEDDED_MODEL,
+            **problems,
+            "batch": 1,
+            "group": 2,
+            "steps": 2,
+            "max_tokens": 16,
+            "lora_r": 8,
+            "save_every": 1,
+        }
+    )
+    summary = train(cfg, out)
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2] and summary["steps"] == 2
+    assert all(r["time_rollout"] > 0 and r["tokens_per_s"] > 0 and r["loss"] is not None for r in rows)
+    assert (out / "checkpoints" / "step-000002" / "COMPLETE").exists()
+    assert (out / "final" / "adapter_config.json").exists()
+    info = read_run_info(out)
+    assert info["config"]["base_model"] == EMBEDDED_MODEL and info["config"]["backend_used"] == "hf"

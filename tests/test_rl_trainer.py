@@ -1,0 +1,312 @@
+"""The `pr1 rl` trainer on TRL's GRPOTrainer, with a scripted rollout (tests/rl_stub.py): tagged text reaches
+the rewards, the trainer state drives the reward phase, inserted tokens get zero loss weight, structured
+scoring, the log-prob gap, and a 20-step run whose metrics switch phase at steps 9, 10, 19, 20."""
+
+import json
+
+import pytest
+import torch
+from rl_stub import StubRollout
+
+from pr1.models import save_model, tiny_model
+from pr1.rl.backends import Policy, lora_config
+from pr1.rl.config import resolve
+from pr1.rl.trainer import build_dataset, build_trainer, score_completions, train
+from pr1.runs import read_metrics, read_run_info
+from pr1.structured import TagIds, batch_inputs
+
+PAR_OK = (
+    "<Parallel><Path>3+3=6</Path><Path>2*3=6</Path></Parallel>\n<Summary>both 6</Summary>\nFinal Answer: 6"
+)
+SEQ_OK = "three plus three is six\nFinal Answer: 6"
+SEQ_WRONG = "three plus three is seven\nFinal Answer: 7"
+
+
+@pytest.fixture
+def template(tmp_path):
+    f = tmp_path / "template.txt"  # a short prompt keeps the tiny-model steps fast
+    f.write_text("Q: {problem}")
+    return str(f)
+
+
+@pytest.fixture
+def data(tmp_path, template):
+    f = tmp_path / "problems.jsonl"
+    f.write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "problem": f"What is 3+3? ({i})", "answer": "6"}) + "\n"
+            for i in range(4)
+        )
+    )
+    return f
+
+
+def make_trainer(tmp_path, data, texts, **settings):
+    model, tok = tiny_model("llama")
+    cfg = resolve(
+        {
+            "model": "tiny",
+            "prompt_file": str(tmp_path / "template.txt"),
+            "data": str(data),
+            "batch": 1,
+            "group": 2,
+            "steps": 3,
+            "lora_r": 4,
+            "save_every": 0,
+            **settings,
+        }
+    )
+    policy = Policy(model, tok, lora_config(cfg), "tiny", None)
+    rollout = StubRollout(tok, texts)
+    trainer = build_trainer(
+        cfg, policy, build_dataset(cfg), backend="hf", output_dir=tmp_path / "ckpt", rollout_func=rollout
+    )
+    trainer.model.train()
+    return trainer, rollout
+
+
+def spy_rewards(trainer):
+    calls = []
+    original = trainer.reward_funcs[0]
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return original(**kwargs)
+
+    spy.__name__ = original.__name__
+    trainer.reward_funcs[0] = spy
+    return calls
+
+
+def generation_batch(trainer):
+    row = trainer.train_dataset[0]
+    return [dict(row) for _ in range(trainer.args.num_generations)]
+
+
+def test_tagged_text_reaches_the_reward_function(tmp_path, data):
+    trainer, _ = make_trainer(tmp_path, data, [PAR_OK, SEQ_WRONG])
+    calls = spy_rewards(trainer)
+    trainer._generate_and_score_completions(generation_batch(trainer))
+    (kw,) = calls
+    assert kw["tagged_text"] == [PAR_OK, SEQ_WRONG]
+    shown = kw["completions"][0][0]["content"]
+    assert "<Parallel>" not in shown and "3+3=6" in shown  # TRL's own decoding drops the tags
+    assert kw["answer"] == ["6", "6"] and kw["trainer_state"] is trainer.state
+
+
+def test_trainer_state_drives_the_reward_phase(tmp_path, data):
+    trainer, _ = make_trainer(tmp_path, data, [PAR_OK, SEQ_OK], reward="alternating")
+    phases = {}
+    for global_step in (0, 14, 16, 18, 20):  # 2 optimizer steps per RL step: RL steps 1, 8, 9, 10, 11
+        trainer.state.global_step = global_step
+        out = trainer._generate_and_score_completions(generation_batch(trainer))
+        stats = trainer.pr1_recorder.round
+        phases[stats.step] = (stats.phase, [r["reward"] for r in stats.records], out["advantages"].tolist())
+    assert [p[0] for p in phases.values()] == ["accuracy", "accuracy", "tiered", "tiered", "accuracy"]
+    assert phases[1][1] == [1.0, 1.0] and phases[1][2] == [0.0, 0.0]  # both correct: no signal
+    assert phases[9][1] == [1.2, 1.0]  # tiered pays the parallel answer more
+    assert phases[9][2][0] == pytest.approx(0.1 / (0.1 * 2**0.5 + 1e-4), rel=1e-4)  # (r - mean) / (std + eps)
+
+
+def test_inserted_tokens_get_zero_loss_weight(tmp_path, data):
+    trainer, rollout = make_trainer(tmp_path, data, [PAR_OK, SEQ_WRONG])
+    out = trainer._generate_and_score_completions(generation_batch(trainer))
+    inserted = out["completion_ids"] == rollout.path_id
+    assert inserted.sum() == 2  # the two <Path> seeds of the parallel answer
+    assert torch.equal(
+        out["tool_mask"].bool() & out["completion_mask"].bool(), out["completion_mask"].bool() & ~inserted
+    )
+    assert (out["advantages"] != 0).all()
+    # Let TRL's own loss differentiate with respect to the per-token log-probs themselves
+    logps = out["old_per_token_logps"].clone().requires_grad_(True)
+    trainer._get_per_token_logps_and_entropies = lambda *a, **k: (logps * 1, torch.zeros_like(logps), None)
+    trainer.current_gradient_accumulation_steps = trainer.args.gradient_accumulation_steps
+    trainer.compute_loss(trainer.model, out).backward()
+    weighted = logps.grad != 0
+    assert not weighted[inserted].any()  # runtime-inserted: zero weight
+    assert torch.equal(weighted, out["completion_mask"].bool() & ~inserted)  # every sampled token counts
+
+
+def _direct_logps(model, seq, plen, structured, tags):
+    built = batch_inputs([seq], [plen], tags, pad_id=0, structured=structured)
+    with torch.no_grad():
+        logits = model(**built).logits[0].float()
+    lp = logits[:-1].log_softmax(-1).gather(-1, torch.tensor(seq[1:])[:, None]).squeeze(-1)
+    return lp[plen - 1 :]
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_scoring_in_trls_layout_matches_a_direct_forward(tiny, structured):
+    model, tok = tiny
+    tags = TagIds.from_tokenizer(tok)
+    prompts = [tok.encode("Question one?"), tok.encode("A much longer second question here?")]
+    completions = [tok.encode(PAR_OK, add_special_tokens=False), tok.encode(SEQ_OK, add_special_tokens=False)]
+    P, C = max(map(len, prompts)), max(map(len, completions))
+    input_ids = torch.zeros(2, P + C, dtype=torch.long)
+    mask = torch.zeros(2, P + C, dtype=torch.long)
+    for k, (p, c) in enumerate(
+        zip(prompts, completions, strict=True)
+    ):  # TRL: left-pad prompts, right-pad completions
+        input_ids[k, P - len(p) : P + len(c)] = torch.tensor(p + c)
+        mask[k, P - len(p) : P + len(c)] = 1
+    with torch.no_grad():
+        logps, entropy, _ = score_completions(
+            model,
+            input_ids,
+            mask,
+            C,
+            tags,
+            structured=structured,
+            pad_id=0,
+            batch_size=1,
+            compute_entropy=True,
+        )
+    for k, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+        expected = _direct_logps(model, p + c, len(p), structured, tags)
+        assert torch.allclose(logps[k, : len(c)], expected, atol=1e-5)
+        assert (logps[k, len(c) :] == 0).all() and (entropy[k, : len(c)] > 0).all()
+    if structured:  # the second path does not see the first one: scores differ from plain causal ones
+        causal, _, _ = score_completions(
+            model, input_ids, mask, C, tags, structured=False, pad_id=0, batch_size=2
+        )
+        assert not torch.allclose(causal[0], logps[0], atol=1e-4)
+        assert torch.allclose(causal[1], logps[1], atol=1e-5)  # no block: identical
+
+
+@pytest.mark.parametrize(("variant", "gap"), [("causal", False), ("structured", True)])
+def test_logprob_gap_between_sampling_and_training(tmp_path, data, variant, gap):
+    trainer, _ = make_trainer(tmp_path, data, [PAR_OK, SEQ_OK], variant=variant)
+    trainer._generate_and_score_completions(generation_batch(trainer))
+    stats = trainer.pr1_recorder.round
+    # the stub "samples" with plain causal log-probs: the causal variant trains on the same numbers
+    assert (stats.logprob_gap_max > 1e-3) is gap
+    assert stats.logprob_gap_mean <= stats.logprob_gap_max
+
+
+@pytest.mark.slow
+def test_twenty_steps_switch_phase_at_9_10_19_20(tmp_path, data, template):
+    model, tok = tiny_model("llama")
+    save_model(model, tok, tmp_path / "tiny")
+    out = tmp_path / "run"
+    cfg = resolve(
+        {
+            "model": str(tmp_path / "tiny"),
+            "data": str(data),
+            "prompt_file": template,
+            "reward": "alternating",
+            "batch": 1,
+            "group": 2,
+            "steps": 20,
+            "lora_r": 4,
+            "save_every": 10,
+            "log_rollouts": 2,
+        }
+    )
+    rollout = StubRollout(tok, [PAR_OK, SEQ_OK])
+    summary = train(cfg, out, rollout_func=rollout)
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == list(range(1, 21)) and rollout.calls == 20
+    assert [r["step"] for r in rows if r["phase"] == "tiered"] == [9, 10, 19, 20]
+    for r in rows:  # the reward actually paid is the phase's reward
+        assert r["reward_mean"] == pytest.approx(r[f"rewards/{r['phase']}/mean"])
+    assert rows[8]["reward_mean"] == pytest.approx(1.1) and rows[7]["reward_mean"] == pytest.approx(1.0)
+    expected = {
+        "loss",
+        "lr",
+        "clip_ratio_low",
+        "clip_ratio_high",
+        "time_rollout",
+        "time_scoring",
+        "time_update",
+        "tokens_per_s",
+        "memory_gb",
+        "accuracy",
+        "parallel_ratio",
+        "format_valid_rate",
+        "blocks_mean",
+        "response_tokens_mean",
+        "critical_path_tokens_mean",
+        "logprob_gap_mean",
+    }
+    assert expected <= set(rows[0])
+    assert rows[0]["parallel_ratio"] == 0.5 and rows[0]["accuracy"] == 1.0
+    info = read_run_info(out)
+    assert info["status"] == "finished" and info["total_steps"] == 20 and summary["steps"] == 20
+    assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step-000010", "step-000020"]
+    assert all((p / "COMPLETE").exists() for p in (out / "checkpoints").glob("step-*"))
+    assert (out / "final" / "adapter_model.safetensors").exists()
+    rollouts = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rollouts) == 40 and rollouts[16]["phase"] == "tiered" and rollouts[16]["completion"] == PAR_OK
+    assert (
+        rollouts[16]["reward"] == 1.2 and rollouts[16]["parallel"] is True and rollouts[17]["reward"] == 1.0
+    )
+
+
+@pytest.mark.slow
+def test_resume_continues_at_the_same_step_and_phase(tmp_path, data, template):
+    model, tok = tiny_model("llama")
+    save_model(model, tok, tmp_path / "tiny")
+    settings = {
+        "model": str(tmp_path / "tiny"),
+        "data": str(data),
+        "prompt_file": template,
+        "reward": "alternating",
+        "window": 2,
+        "accuracy_steps": 1,  # the phase flips every step
+        "batch": 1,
+        "group": 2,
+        "steps": 4,
+        "lora_r": 4,
+        "save_every": 2,
+    }
+    whole = StubRollout(tok, [PAR_OK, SEQ_WRONG])
+    train(resolve(settings), tmp_path / "whole", rollout_func=whole)
+    broken = StubRollout(tok, [PAR_OK, SEQ_WRONG], interrupt_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        train(resolve(settings), tmp_path / "resumed", rollout_func=broken)
+    assert read_run_info(tmp_path / "resumed")["status"] == "interrupted"
+    assert [r["step"] for r in read_metrics(tmp_path / "resumed")] == [1, 2]
+    again = StubRollout(tok, [PAR_OK, SEQ_WRONG])
+    train(resolve(settings), tmp_path / "resumed", resume=True, rollout_func=again)
+    a, b = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "resumed")
+    assert [(r["step"], r["phase"]) for r in b] == [(r["step"], r["phase"]) for r in a]
+    assert [r["phase"] for r in b] == ["accuracy", "tiered", "accuracy", "tiered"]
+    assert again.prompts == whole.prompts[2:]  # the data order goes on where it stopped
+    for x, y in zip(a, b, strict=True):  # same weights, optimizer state and batches: same numbers
+        assert x["reward_mean"] == y["reward_mean"]
+        assert x["loss"] == pytest.approx(y["loss"], abs=1e-6)
+    events = [
+        json.loads(line)["event"] for line in (tmp_path / "resumed" / "events.jsonl").read_text().splitlines()
+    ]
+    assert events.count("resume") == 1 and read_run_info(tmp_path / "resumed")["status"] == "finished"
+
+
+def test_periodic_evaluation_runs_pr1_eval_on_the_checkpoint(tmp_path, data, template):
+    model, tok = tiny_model("llama")
+    save_model(model, tok, tmp_path / "tiny")
+    settings = {
+        "model": str(tmp_path / "tiny"),
+        "data": str(data),
+        "prompt_file": template,
+        "batch": 1,
+        "group": 2,
+        "steps": 2,
+        "lora_r": 4,
+        "save_every": 0,
+        "max_tokens": 8,
+        "eval_every": 2,
+        "eval": str(data),
+        "eval_limit": 2,
+    }
+    out = tmp_path / "run"
+    train(resolve(settings), out, rollout_func=StubRollout(tok, [PAR_OK, SEQ_OK]))
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    (ev,) = [e for e in events if e["event"] == "eval"]
+    assert ev["step"] == 2 and ev["problems"] == 2 and 0 <= ev["mean_at_k"] <= 1
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 2]  # the evaluation adds its own row to step 2
+    assert rows[2][f"eval/{ev['bench']}/mean_at_k"] == ev["mean_at_k"]
+    sub = out / "evals" / "step-000002"
+    assert read_run_info(sub)["kind"] == "eval" and read_run_info(sub)["config"]["adapter"] == str(
+        out / "checkpoints" / "step-000002"
+    )
