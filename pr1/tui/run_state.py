@@ -1,0 +1,96 @@
+"""What the dashboard knows about a run folder, refreshed by polling its files. It only reads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pr1.jsonl import JsonlTail
+from pr1.runs import EVENTS_FILE, METRICS_FILE, ROLLOUTS_FILE, RUN_FILE
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class Update:
+    """What one poll found: the new rows of each stream, and problems to show as notices."""
+
+    metrics: list[dict] = field(default_factory=list)
+    rollouts: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    info_changed: bool = False
+    summary_changed: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.metrics or self.rollouts or self.events or self.info_changed or self.summary_changed)
+
+
+class RunState:
+    """run.json, summary.json and the three streams of RUN_DIR, as read so far."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.info: dict = {}
+        self.summary: dict | None = None
+        self.metrics: list[dict] = []
+        self.rollouts: list[dict] = []
+        self.events: list[dict] = []
+        self._tails = {
+            name: JsonlTail(self.path / f)
+            for name, f in (("metrics", METRICS_FILE), ("rollouts", ROLLOUTS_FILE), ("events", EVENTS_FILE))
+        }
+        self._stamps: dict[str, tuple[int, int, int]] = {}
+
+    @property
+    def kind(self) -> str:
+        return str(self.info.get("kind", ""))
+
+    @property
+    def last_step(self) -> int | None:
+        return self.metrics[-1]["step"] if self.metrics else None
+
+    def poll(self) -> Update:
+        up = Update()
+        info = self._read_json_if_changed(RUN_FILE, up.problems)
+        if isinstance(info, dict):
+            self.info, up.info_changed = info, True
+        summary = self._read_json_if_changed(SUMMARY_FILE, up.problems)
+        if isinstance(summary, dict):
+            self.summary, up.summary_changed = summary, True
+        for name, tail in self._tails.items():
+            rows, problems = tail.poll()
+            up.problems += problems
+            if name == "metrics":
+                rows = self._with_step(rows, tail.path.name, up.problems)
+            getattr(up, name).extend(rows)
+            getattr(self, name).extend(rows)
+        return up
+
+    def _read_json_if_changed(self, name: str, problems: list[str]) -> object:
+        f = self.path / name
+        try:
+            st = f.stat()
+        except OSError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)  # run.json is replaced atomically: a new inode
+        if self._stamps.get(name) == stamp:
+            return None
+        self._stamps[name] = stamp
+        try:
+            obj = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            problems.append(f"{name}: unreadable ({getattr(e, 'msg', e)})")
+            return None
+        if not isinstance(obj, dict):
+            problems.append(f"{name}: expected a JSON object")
+            return None
+        return obj
+
+    @staticmethod
+    def _with_step(rows: list[dict], fname: str, problems: list[str]) -> list[dict]:
+        good = [r for r in rows if isinstance(r.get("step"), int) and not isinstance(r.get("step"), bool)]
+        if len(good) < len(rows):
+            problems.append(f"{fname}: {len(rows) - len(good)} row(s) without an integer 'step' skipped")
+        return good

@@ -1,0 +1,56 @@
+"""`pr1 watch` / `pr1 chat` command lines: bad input is a one-line error, adapters merge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pr1.cli import app
+from pr1.commands.chat import load_adapter, run_chat_command
+from pr1.commands.watch import run_watch_command
+from pr1.errors import Pr1Error
+from pr1.tui.chat_backend import ChatSettings
+
+
+def test_watch_refuses_a_folder_without_a_run(tmp_path: Path) -> None:
+    with pytest.raises(Pr1Error, match="not a pr1 run folder"):
+        run_watch_command(tmp_path, 1.0)
+    with pytest.raises(Pr1Error, match="--interval"):
+        run_watch_command(tmp_path, 0)
+
+
+def test_chat_checks_options_before_loading_a_model(tmp_path: Path) -> None:
+    with pytest.raises(Pr1Error, match="mode 'nope'"):
+        run_chat_command("no-such-model", None, ChatSettings(mode="nope"), None, None, None, "auto", False)
+    with pytest.raises(Pr1Error, match="--adapter .*no adapter_config.json"):
+        run_chat_command("no-such-model", tmp_path, ChatSettings(), None, None, None, "auto", False)
+    with pytest.raises(Pr1Error, match="--prompt-file"):
+        run_chat_command(
+            "no-such-model", None, ChatSettings(), str(tmp_path / "x.txt"), None, None, "auto", False
+        )
+
+
+def test_commands_are_registered() -> None:
+    names = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert {"watch", "chat"} <= names
+
+
+@pytest.mark.slow
+def test_load_adapter_merges_a_lora_adapter(tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    from pr1.models import tiny_model
+
+    model, _ = tiny_model("llama", seed=0)
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        want = peft_model(ids).logits
+    base, _ = tiny_model("llama", seed=0)
+    merged = load_adapter(base, tmp_path / "adapter")
+    assert not hasattr(merged, "peft_config")  # merged: plain transformers model
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, want, atol=1e-5)
