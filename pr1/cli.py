@@ -88,6 +88,80 @@ def chat(
     run_chat_command(model, adapter, settings, prompt_file, save, device, dtype, trust_remote_code)
 
 
+@app.command()
+def rl(
+    model: Annotated[str | None, typer.Option(help="Model name/path, or a `pr1 sft` run folder.")] = None,
+    data: Annotated[str | None, typer.Option(help="Dataset name or file (problem + answer rows).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder to write (required).")] = None,
+    reward: Annotated[
+        str | None, typer.Option(help="accuracy | tiered | parallel-accuracy | alternating | scaffold")
+    ] = None,
+    variant: Annotated[str | None, typer.Option(help="causal | structured (how traces are scored).")] = None,
+    mode: Annotated[str | None, typer.Option(help="fork | free (rollout sampling mode).")] = None,
+    group: Annotated[int | None, typer.Option(help="Samples per prompt (default 8).")] = None,
+    batch: Annotated[int | None, typer.Option(help="Prompts per RL step (default 16).")] = None,
+    steps: Annotated[int | None, typer.Option(help="RL steps (generation rounds).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (constant; default 5e-6).")] = None,
+    clip_low: Annotated[float | None, typer.Option(help="Lower clip epsilon (default 0.2).")] = None,
+    clip_high: Annotated[float | None, typer.Option(help="Upper clip epsilon (default 0.28).")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Response budget in tokens (default 3000).")] = None,
+    switch_step: Annotated[
+        int | None, typer.Option(help="scaffold: last alternating step (default 200).")
+    ] = None,
+    eval_every: Annotated[int | None, typer.Option(help="Evaluate every N steps (needs --eval).")] = None,
+    eval_bench: Annotated[
+        str | None, typer.Option("--eval", help="Benchmark for periodic evaluation.")
+    ] = None,
+    save_every: Annotated[
+        int | None, typer.Option(help="Checkpoint every N steps (0 = at the end only).")
+    ] = None,
+    backend: Annotated[str | None, typer.Option(help="auto | unsloth | hf")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML preset (examples/*.toml); flags override it.")
+    ] = None,
+    prompt_file: Annotated[str | None, typer.Option(help="parallel | sequential | a template file.")] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank (0 = full fine-tuning, hf backend).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N problems.")] = None,
+    mask_inserted: Annotated[
+        bool | None,
+        typer.Option(
+            "--mask-inserted/--train-inserted",
+            help="Give runtime-inserted tokens zero loss weight (default), or train on them like the reference.",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+) -> None:
+    """Train with GRPO: pr1's fork/join rollouts, the paper's rewards and stages (see docs/RL.md)."""
+    from pr1.commands.rl import run_rl
+
+    options = {
+        "model": model,
+        "data": data,
+        "reward": reward,
+        "variant": variant,
+        "mode": mode,
+        "group": group,
+        "batch": batch,
+        "steps": steps,
+        "lr": lr,
+        "clip_low": clip_low,
+        "clip_high": clip_high,
+        "max_tokens": max_tokens,
+        "switch_step": switch_step,
+        "eval_every": eval_every,
+        "eval": eval_bench,
+        "save_every": save_every,
+        "backend": backend,
+        "prompt_file": prompt_file,
+        "lora_r": lora_r,
+        "limit": limit,
+        "mask_inserted": mask_inserted,
+        "seed": seed,
+    }
+    run_rl(options, out, config, resume)
+
+
 def main() -> None:
     try:
         app()
