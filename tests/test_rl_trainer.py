@@ -310,3 +310,39 @@ def test_periodic_evaluation_runs_pr1_eval_on_the_checkpoint(tmp_path, data, tem
     assert read_run_info(sub)["kind"] == "eval" and read_run_info(sub)["config"]["adapter"] == str(
         out / "checkpoints" / "step-000002"
     )
+
+
+def test_rl_continues_the_adapter_of_an_sft_run(tmp_path, data, template):
+    from sft_tiny import model_dir, tiny_config, write_sft_rows
+
+    from pr1.errors import Pr1Error
+    from pr1.rl.backends import load_policy, run_folder_source
+    from pr1.sft.train import train as sft_train
+
+    base = model_dir(tmp_path / "models", "llama")
+    sft_run = tmp_path / "sft"
+    sft_train(tiny_config(base, write_sft_rows(tmp_path / "sft.jsonl")), sft_run)
+    assert run_folder_source(str(sft_run)) == (str(base), str(sft_run / "final"))
+    cfg = resolve(
+        {
+            "model": str(sft_run),
+            "data": str(data),
+            "prompt_file": template,
+            "batch": 1,
+            "group": 2,
+            "steps": 1,
+            "save_every": 0,
+        }
+    )
+    policy = load_policy(cfg, "hf")
+    assert policy.peft_config is None and policy.adapter == str(sft_run / "final")  # no new adapter on top
+    trained = [p for n, p in policy.model.named_parameters() if "lora_B" in n]
+    assert trained and all(p.requires_grad for p in trained) and any(p.abs().sum() > 0 for p in trained)
+    out = tmp_path / "rl"
+    train(cfg, out, rollout_func=StubRollout(policy.tokenizer, [PAR_OK, SEQ_WRONG]))
+    assert read_run_info(out)["config"]["base_model"] == str(base)
+    assert run_folder_source(str(out)) == (str(base), str(out / "final"))  # a next stage can start from it
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "run.json").write_text(json.dumps({"kind": "sft", "config": {"model": str(base)}}))
+    with pytest.raises(Pr1Error, match="has no final/ model yet"):
+        run_folder_source(str(tmp_path / "empty"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -442,7 +443,13 @@ def train(
             rollout_func=rollout_func or EngineRollout(cfg, policy.tokenizer, backend),
         )
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        trainer.save_model(str(out / "final"))
+        if run is not None:  # written aside and renamed: `final/` is always a complete save
+            partial = out / ".final.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            trainer.save_model(str(partial))
+            shutil.rmtree(out / "final", ignore_errors=True)
+            partial.rename(out / "final")
+            run.event("final", step=cfg.steps, path=str(out / "final"))
     except KeyboardInterrupt:
         if run is not None:
             run.finish("interrupted")
