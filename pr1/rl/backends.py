@@ -20,7 +20,6 @@ from typing import Any
 import torch
 
 from pr1.errors import Pr1Error
-from pr1.models import add_tag_tokens, ensure_chat_template, load_model, resolve_model_path
 from pr1.rl.config import RLConfig
 from pr1.runs import RUN_FILE, read_run_info
 
@@ -52,9 +51,12 @@ def resolve_backend(name: str, variant: str) -> str:
 def trl_classes(backend: str) -> tuple[type, type]:
     """(GRPOTrainer, GRPOConfig) for the backend: TRL's own, or the ones Unsloth patches into `trl`."""
     if backend == "unsloth":
-        from unsloth import FastLanguageModel, PatchFastRL
+        import unsloth
+        from unsloth import FastLanguageModel
 
-        PatchFastRL("GRPO", FastLanguageModel)
+        patch = getattr(unsloth, "PatchFastRL", None)  # recent versions patch on import; older ones need it
+        if patch is not None:
+            patch("GRPO", FastLanguageModel)
         import trl  # attribute access after the patch: Unsloth replaces trl.GRPOTrainer / trl.GRPOConfig
 
         return trl.GRPOTrainer, trl.GRPOConfig
@@ -121,6 +123,8 @@ def run_folder_source(path: str) -> tuple[str, str | None] | None:
 
 def load_policy(cfg: RLConfig, backend: str) -> Policy:
     """The model to train, its tokenizer (with the tags), and the LoRA config TRL should apply (if any)."""
+    from pr1.models import load_model
+
     assert cfg.model is not None
     source = run_folder_source(cfg.model)
     base, adapter = source if source else (cfg.model, None)
@@ -168,6 +172,8 @@ def lora_config(cfg: RLConfig) -> Any:
 
 def _unsloth_base(cfg: RLConfig, base: str) -> tuple[Any, Any]:
     from unsloth import FastLanguageModel
+
+    from pr1.models import add_tag_tokens, ensure_chat_template, resolve_model_path
 
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=resolve_model_path(base),
