@@ -6,8 +6,9 @@ advantages). `Pr1GRPOMixin` overrides four methods of TRL's trainer, each for on
   _generate                           times the rollout (metrics `time_rollout`, `tokens_per_s`)
   _calculate_rewards                  scores every completion for the metrics and sample rollouts
   _generate_and_score_completions     measures |sampling - training log-prob| (`logprob_gap_*`)
-  _get_per_token_logps_and_entropies  structured variant only: scores with the path-window mask and
-                                      multiverse positions of pr1.structured (TRL passes a 2D mask)
+  _get_per_token_logps_and_entropies  the structured variant's scoring (path-window mask and multiverse
+                                      positions of pr1.structured; TRL passes a 2D mask), and plain causal
+                                      scoring where TRL's fused LM head has no kernel (off CUDA)
 
 The mixin sits on top of TRL's GRPOTrainer or of the one Unsloth patches into TRL (see backends.py).
 """
@@ -82,7 +83,6 @@ class Pr1GRPOMixin:
             text = completion if isinstance(completion, str) else "".join(m["content"] for m in completion)
         record = score_completion(text, inp["answer"], schedule, step)
         rollout = inp.get("rollout") or {}
-        valid = not record["format_errors"]
         return {
             "id": inp.get("id"),
             "sample": rollout.get("sample"),
@@ -92,7 +92,8 @@ class Pr1GRPOMixin:
             "phase": schedule.active(step),
             **record,
             "rewards": {
-                n: reward_value(n, record["correct"], record["n_blocks"], valid) for n in BASE_REWARDS
+                n: reward_value(n, record["correct"], record["n_blocks"], record["format_valid"])
+                for n in BASE_REWARDS
             },
             "tokens": rollout.get("tokens", len(ids)),
             "critical_path_tokens": rollout.get("critical_path_tokens", len(ids)),
