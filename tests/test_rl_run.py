@@ -140,3 +140,46 @@ def test_smoke_run_on_the_embedded_model(tmp_path, problems):
     assert (out / "final" / "adapter_config.json").exists()
     info = read_run_info(out)
     assert info["config"]["base_model"] == EMBEDDED_MODEL and info["config"]["backend_used"] == "hf"
+
+
+@pytest.mark.slow
+def test_two_processes_with_accelerate_launch(tmp_path, problems):
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("accelerate") is None:
+        pytest.skip("accelerate's launcher is not on PATH")
+    model, tok = tiny_model("llama")
+    save_model(model, tok, tmp_path / "tiny")
+    out = tmp_path / "run"
+    cmd = [
+        "accelerate",
+        "launch",
+        "--cpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+    ]
+    cmd += ["--dynamo_backend", "no", "-m", "pr1", "rl", "--model", str(tmp_path / "tiny"), "--out", str(out)]
+    cmd += [
+        "--data",
+        problems["data"],
+        "--prompt-file",
+        problems["prompt_file"],
+        "--batch",
+        "2",
+        "--group",
+        "2",
+    ]
+    cmd += ["--steps", "2", "--max-tokens", "8", "--lora-r", "4", "--save-every", "0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2]  # written once, by the main process
+    rollouts = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
+    assert len({(r["step"], r["id"]) for r in rollouts}) == 4  # both processes' prompts were gathered
