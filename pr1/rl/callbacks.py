@@ -166,6 +166,10 @@ class RunCallback(TrainerCallback):
         self.progress.start()
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        self.close()
+
+    def close(self) -> None:
+        """Stop the progress display (also when training stops with an error)."""
         if self.progress is not None:
             self.progress.stop()
             self.progress = None

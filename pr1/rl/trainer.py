@@ -421,9 +421,10 @@ def train(
         if resume:
             where = f"checkpoint {checkpoint.name}" if checkpoint else "step 1 (no complete checkpoint yet)"
             run.event("notice", message=f"resuming from {where}; rows of later steps are written again")
+    recorder = StepRecorder()
+    callback = None
     try:
         policy = load_policy(cfg, backend)
-        recorder = StepRecorder()
         callback = RunCallback(
             run,
             recorder,
@@ -455,10 +456,13 @@ def train(
         if run is not None:
             run.finish("interrupted")
         raise
-    except BaseException:
+    except BaseException as err:
         if run is not None:
-            run.finish("failed")
+            run.finish("failed", error=str(err).strip().split("\n")[0] or type(err).__name__)
         raise
+    finally:
+        if callback is not None:
+            callback.close()
     if run is None:
         return {}
     summary = _summary(out)
