@@ -49,6 +49,103 @@ def datasets() -> None:
     list_datasets()
 
 
+data_app = typer.Typer(
+    help="Cold-start parallel-thinking data: generate traces with a teacher, inspect them, build SFT/RL sets.",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("generate")
+def data_generate(
+    teacher: Annotated[
+        str, typer.Option(help="http(s)://HOST:PORT/v1 (OpenAI-compatible), hf:MODEL_OR_PATH, or synthetic.")
+    ],
+    out: Annotated[Path, typer.Option(help="Kept traces (.jsonl); rejected ones go to OUT.rejected.jsonl.")],
+    source: Annotated[
+        str, typer.Option(help="Problems: a dataset name, a .jsonl/.parquet file, or synthetic.")
+    ] = "gsm8k-train",
+    limit: Annotated[int | None, typer.Option(help="Use the first N problems (synthetic: make N).")] = None,
+    samples_per_problem: Annotated[int, typer.Option(help="Traces asked for per problem.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight (HTTP) or batch size (hf:).")] = 16,
+    prompt_file: Annotated[
+        str | None, typer.Option(help="Instruction template with {problem} (default: pr1's parallel prompt).")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(help="The teacher's generation budget per trace.")] = 4096,
+    max_length: Annotated[
+        int, typer.Option(help="Keep only traces whose prompt + trace fit in N tokens.")
+    ] = 4096,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0: greedy).")] = 0.6,
+    teacher_model: Annotated[
+        str | None, typer.Option(help="Model name to request from an HTTP teacher.")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the HTTP teacher's API key (optional).")
+    ] = "OPENAI_API_KEY",
+    tokenizer: Annotated[
+        str, typer.Option(help="Tokenizer that counts --max-length tokens.")
+    ] = "smollm2-135m",
+    seed: Annotated[int, typer.Option(help="Seed of --source synthetic and of local sampling.")] = 0,
+) -> None:
+    """Prompt a teacher on each problem and keep the format-valid, correct traces that fit (Algorithm 1).
+    Resumable: a rerun with the same --out skips what is done."""
+    from pr1.coldstart.generate import GenerateConfig
+    from pr1.commands.data import run_generate
+
+    run_generate(
+        GenerateConfig(
+            teacher=teacher,
+            out=out,
+            source=source,
+            limit=limit,
+            samples_per_problem=samples_per_problem,
+            concurrency=concurrency,
+            prompt_file=prompt_file,
+            max_tokens=max_tokens,
+            max_length=max_length,
+            temperature=temperature,
+            teacher_model=teacher_model,
+            api_key_env=api_key_env,
+            tokenizer=tokenizer,
+            seed=seed,
+        )
+    )
+
+
+@data_app.command("stats")
+def data_stats(
+    file: Annotated[Path, typer.Argument(help="A file written by `pr1 data generate` (or any trace file).")],
+    trace_key: Annotated[str, typer.Option(help="Key of the trace text.")] = "trace",
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Acceptance rate, rejection reasons, blocks per trace, paths per block and lengths."""
+    from pr1.commands.data import run_stats
+
+    run_stats(file, trace_key, json_out)
+
+
+@data_app.command("build")
+def data_build(
+    file: Annotated[Path, typer.Argument(help="Kept traces: rows with id, problem, answer and a trace.")],
+    out: Annotated[Path | None, typer.Option(help="Folder for sft.jsonl and rl.jsonl.")] = None,
+    sft_out: Annotated[Path | None, typer.Option(help="SFT file (prompt-completion chat rows).")] = None,
+    rl_out: Annotated[Path | None, typer.Option(help="RL file (prompt + answer rows).")] = None,
+    trace_key: Annotated[
+        str, typer.Option(help="Key of the trace text (the shared sample: solution).")
+    ] = "trace",
+    prompt_file: Annotated[
+        str | None, typer.Option(help="Instruction template with {problem} (default: pr1's parallel prompt).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option(help="Leave out rows whose trace is malformed or has a wrong answer.")
+    ] = True,
+) -> None:
+    """Write the SFT-ready and RL-ready forms of a trace file (atomically)."""
+    from pr1.commands.data import run_build
+
+    run_build(file, out, sft_out, rl_out, trace_key, prompt_file, check)
+
+
 @app.command()
 def watch(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (pr1 sft / rl / eval / data / demo).")],

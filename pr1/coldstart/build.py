@@ -1,0 +1,98 @@
+"""`pr1 data build`: turn kept traces into the SFT and RL datasets.
+
+SFT rows use TRL's conversational prompt-completion format, so `SFTTrainer` applies the chat template and
+trains on the completion only:
+    {"id", "sample", "prompt": [{"role": "user", "content": ...}], "completion": [{"role": "assistant", "content": trace}]}
+RL rows hold one problem each (the first row of every id):
+    {"id", "prompt": [{"role": "user", "content": ...}], "answer": ...}
+The user turn is the same instruction as in generation, RL and evaluation (`pr1.prompts`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pr1.coldstart.generate import check_trace
+from pr1.coldstart.stats import reason_kind
+from pr1.errors import Pr1Error
+from pr1.format import strip_think
+from pr1.jsonl import dumps, iter_jsonl
+from pr1.prompts import build_messages
+
+
+@dataclass
+class BuildResult:
+    sft_rows: int
+    rl_rows: int
+    left_out: int  # rows that failed the check
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def build(
+    file: str | Path,
+    *,
+    sft_out: str | Path | None,
+    rl_out: str | Path | None,
+    template: str,
+    trace_key: str = "trace",
+    check: bool = True,
+) -> BuildResult:
+    """Read `file` (rows with id, problem, answer and `trace_key`) and write the SFT and/or RL forms
+    atomically. With `check`, rows whose trace is malformed or wrong are left out (and counted)."""
+    if sft_out is None and rl_out is None:
+        raise Pr1Error("nothing to write: give --out DIR, or --sft-out and/or --rl-out")
+    file = Path(file)
+    sft: list[dict[str, Any]] = []
+    rl: dict[str, dict[str, Any]] = {}
+    reasons: Counter[str] = Counter()
+    left_out = 0
+    for lineno, row in iter_jsonl(file):
+        for key in ("problem", "answer", trace_key):
+            if key not in row:
+                hint = " (choose it with --trace-key)" if key == trace_key else ""
+                raise Pr1Error(f"{file}:{lineno}: missing key {key!r}{hint}")
+        trace = row[trace_key]
+        if not isinstance(trace, str) or not isinstance(row["problem"], str):
+            raise Pr1Error(f"{file}:{lineno}: 'problem' and {trace_key!r} must be strings")
+        trace = strip_think(trace)
+        if check and (why := check_trace(trace, row["answer"])):
+            left_out += 1
+            reasons.update(reason_kind(r) for r in why)
+            continue
+        row_id = str(row.get("id", lineno))
+        messages = build_messages(row["problem"], template)
+        sft.append(
+            {
+                "id": row_id,
+                "sample": row.get("sample", 0),
+                "prompt": messages,
+                "completion": [{"role": "assistant", "content": trace}],
+            }
+        )
+        rl.setdefault(row_id, {"id": row_id, "prompt": messages, "answer": row["answer"]})
+    if sft_out is not None:
+        write_jsonl_atomic(sft_out, sft)
+    if rl_out is not None:
+        write_jsonl_atomic(rl_out, rl.values())
+    return BuildResult(len(sft), len(rl), left_out, reasons)
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write all rows to a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(dumps(row) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,94 @@
+"""`pr1 data generate | stats | build`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pr1.coldstart.build import build
+from pr1.coldstart.generate import GenerateConfig, generate
+from pr1.coldstart.stats import summarise
+from pr1.jsonl import dumps
+from pr1.prompts import load_template
+
+
+def run_generate(cfg: GenerateConfig) -> None:
+    generate(cfg)
+
+
+def run_stats(file: Path, trace_key: str, json_out: bool) -> None:
+    s = summarise(file, trace_key=trace_key)
+    if json_out:
+        print(dumps(s))
+        return
+    console = Console()
+    rate = "n/a" if s["acceptance_rate"] is None else f"{s['acceptance_rate']:.1%}"
+    console.print(
+        f"[bold]{file}[/]: kept {s['kept']} of {s['attempted']} ({rate}), rejected {s['rejected']}; "
+        f"teachers: {', '.join(f'{k} ({v})' for k, v in s['teachers'].items()) or 'none'}",
+        soft_wrap=True,
+    )
+    if s["reasons"]:
+        table = Table(title="rejection reasons")
+        table.add_column("reason")
+        table.add_column("rejected rows", justify="right")
+        for kind, n in s["reasons"].items():
+            table.add_row(kind, str(n))
+        console.print(table)
+        by = ", ".join(f"{k} {v}" for k, v in s["rejected_rows_by_category"].items())
+        console.print(f"rejected rows by category: {by}", soft_wrap=True)
+    if not s["kept"]:
+        return
+    for title, dist, unit in (
+        ("blocks per kept trace", s["blocks_per_trace"], "traces"),
+        ("paths per block", s["paths_per_block"], "blocks"),
+    ):
+        table = Table(title=title)
+        table.add_column(title.split(" per ")[0], justify="right")
+        table.add_column(unit, justify="right")
+        table.add_column("share", justify="right")
+        total = sum(dist.values()) or 1
+        for k, n in dist.items():
+            table.add_row(k, str(n), f"{n / total:.1%}")
+        console.print(table)
+    table = Table(title="kept trace lengths")
+    for col in ("", "min", "median", "mean", "p95", "max"):
+        table.add_column(col, justify="right")
+    for name in ("trace_tokens", "trace_chars"):
+        if s[name] is not None:
+            table.add_row(
+                name.replace("_", " "), *(str(s[name][k]) for k in ("min", "median", "mean", "p95", "max"))
+            )
+    console.print(table)
+
+
+def run_build(
+    file: Path,
+    out: Path | None,
+    sft_out: Path | None,
+    rl_out: Path | None,
+    trace_key: str,
+    prompt_file: str | None,
+    check: bool,
+) -> None:
+    if out is not None:
+        sft_out = sft_out or out / "sft.jsonl"
+        rl_out = rl_out or out / "rl.jsonl"
+    result = build(
+        file,
+        sft_out=sft_out,
+        rl_out=rl_out,
+        template=load_template(prompt_file),
+        trace_key=trace_key,
+        check=check,
+    )
+    console = Console()
+    if result.left_out:
+        reasons = ", ".join(f"{k} ({n})" for k, n in result.reasons.most_common())
+        console.print(f"left out {result.left_out} rows that fail the check: {reasons}", soft_wrap=True)
+    if sft_out is not None:
+        console.print(f"SFT: {result.sft_rows} rows -> {sft_out}", soft_wrap=True)
+    if rl_out is not None:
+        console.print(f"RL: {result.rl_rows} problems -> {rl_out}", soft_wrap=True)
