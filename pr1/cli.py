@@ -259,6 +259,84 @@ def rl(
     run_rl(options, out, config, resume)
 
 
+@app.command(name="eval")
+def eval_(
+    benches: Annotated[
+        list[str],
+        typer.Argument(help="aime25 | aime24 | amc23 | math500 | gsm8k | a .jsonl file (several allowed)."),
+    ],
+    model: Annotated[str, typer.Option(help="Model name (smollm2-135m), local folder or Hub id.")],
+    adapter: Annotated[
+        str | None, typer.Option(help="A peft (LoRA) adapter folder, merged for decoding.")
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Samples per problem (default: 16 for AIME/AMC, 1 otherwise).")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="fork (fork/join runtime) | free (one causal stream).")] = "fork",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Top-k sampling (0 = off).")] = 0,
+    max_tokens: Annotated[
+        int, typer.Option(help="Response budget, paths and inserted tags included.")
+    ] = 3000,
+    num_paths: Annotated[int, typer.Option(help="Paths forked at each <Parallel>.")] = 2,
+    max_blocks: Annotated[int, typer.Option(help="Blocks per response; then the text goes on unforked.")] = 4,
+    limit: Annotated[int | None, typer.Option(help="Only the first N problems of each benchmark.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Trajectories decoded at once.")] = 64,
+    backend: Annotated[str, typer.Option(help="Decoding backend: hf.")] = "hf",
+    prompt_file: Annotated[str | None, typer.Option(help="parallel | sequential | a template file.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default runs/eval-<model>-<mode>); rerun to resume.")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="auto | float32 | bfloat16 | float16.")] = "auto",
+) -> None:
+    """Evaluate on math benchmarks: mean@k, pass@k, maj@k and parallel-thinking behaviour (docs/EVAL.md)."""
+    from pr1.commands.eval import EvalConfig, run_eval
+
+    run_eval(
+        EvalConfig(
+            benches=benches,
+            model=model,
+            adapter=adapter,
+            samples=samples,
+            mode=mode,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            max_tokens=max_tokens,
+            num_paths=num_paths,
+            max_blocks=max_blocks,
+            limit=limit,
+            batch_size=batch_size,
+            backend=backend,
+            prompt_file=prompt_file,
+            seed=seed,
+            out=str(out) if out else None,
+            dtype=dtype,
+        )
+    )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Run folder of the demo (resumes when it exists).")] = Path(
+        "runs/demo"
+    ),
+    fast: Annotated[bool, typer.Option("--fast", help="A 2-minute smoke version.")] = False,
+    tui: Annotated[bool, typer.Option("--tui", help="Show the demo live in the dashboard.")] = False,
+    model: Annotated[
+        str, typer.Option(help="Model to train (default: the embedded SmolLM2-135M).")
+    ] = "smollm2-135m",
+    seed: Annotated[int, typer.Option(help="Seed of the data, training and sampling.")] = 0,
+) -> None:
+    """The whole curriculum at toy scale, offline: synthetic cold-start data, SFT, GRPO with the alternating
+    reward, and evaluation before and after, into one run folder."""
+    from pr1.commands.demo import run_demo_command
+
+    run_demo_command(out, fast=fast, tui=tui, model=model, seed=seed)
+
+
 def main() -> None:
     try:
         app()

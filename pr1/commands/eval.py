@@ -1,0 +1,349 @@
+"""`pr1 eval`: sample completions for benchmarks with the rollout engine, score them, report the metrics.
+
+The output folder is a run folder (docs/RUN_FOLDER.md) of kind `eval`: every completion is a row of
+rollouts.jsonl (step 0, with `bench`), one metrics.jsonl row and one `eval` event per benchmark, and
+summary.json with every benchmark's figures. A problem's rows are written together once all its samples
+are done, so rerunning the same command resumes: finished problems are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from pr1.benchmarks import eval_samples, load_problems, slug
+from pr1.errors import Pr1Error
+from pr1.evaluate import bench_metrics
+from pr1.jsonl import iter_jsonl, write_json_atomic
+from pr1.prompts import build_messages, load_template
+from pr1.runs import ROLLOUTS_FILE, RUN_FILE, Run, read_run_info
+from pr1.score import score_completion
+
+SUMMARY_FILE = "summary.json"
+BACKENDS = ("hf",)
+# Settings that change what is sampled: a run folder only resumes with the same ones.
+GENERATION_KEYS = (
+    "model",
+    "adapter",
+    "mode",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "num_paths",
+    "max_blocks",
+    "max_path_tokens",
+    "max_prompt_tokens",
+    "seed",
+)
+
+
+@dataclass
+class EvalConfig:
+    benches: list[str]
+    model: str
+    adapter: str | None = None
+    samples: int | None = None  # per problem; None = the benchmark's default (METHOD.md §8)
+    mode: str = "fork"
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_tokens: int = 3000
+    num_paths: int = 2
+    max_blocks: int = 4
+    max_path_tokens: int = 4096
+    max_prompt_tokens: int = 2000
+    limit: int | None = None
+    batch_size: int = 64
+    backend: str = "hf"
+    prompt_file: str | None = None  # a template file, "parallel" or "sequential"
+    template: str = field(default="", repr=False)  # the template text (resolved from prompt_file)
+    seed: int = 0
+    out: str | None = None
+    dtype: str = "auto"
+
+
+def default_out(cfg: EvalConfig) -> Path:
+    return Path("runs") / f"eval-{slug(cfg.adapter or cfg.model)}-{cfg.mode}"
+
+
+def sample_key(bench: str, problem_id: str) -> int:
+    """The randomness key of a problem: its samples are the same whatever else is evaluated with it."""
+    digest = hashlib.blake2b(f"{bench}\0{problem_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def run_eval(cfg: EvalConfig) -> dict[str, dict]:
+    """Evaluate every benchmark of `cfg`; return {bench: metrics}."""
+    if cfg.backend not in BACKENDS:
+        raise Pr1Error(f"--backend {cfg.backend!r}: only {', '.join(BACKENDS)} is available")
+    if cfg.samples is not None and cfg.samples < 1:
+        raise Pr1Error(f"--samples {cfg.samples}: expected at least 1")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise Pr1Error(f"--limit {cfg.limit}: expected at least 1")
+    if cfg.adapter is not None and not Path(cfg.adapter).is_dir():
+        raise Pr1Error(f"--adapter {cfg.adapter}: no such folder")
+    cfg.template = load_template(cfg.prompt_file)
+    benches = {slug(b): load_problems(b, limit=cfg.limit) for b in cfg.benches}
+    rollout_config = _rollout_config(cfg)  # checks the sampling settings before the model loads
+    out = Path(cfg.out) if cfg.out else default_out(cfg)
+    resume = (out / RUN_FILE).exists()
+    generation = _generation(cfg)
+    if resume:
+        _check_same_generation(out, generation)
+    run = Run.create(out, "eval", asdict(cfg), resume=resume)
+    run.update_info(generation=generation)
+    console = Console()
+    try:
+        model, tokenizer = _load(cfg)
+        from pr1.rollout import RolloutEngine
+
+        engine = RolloutEngine(model, tokenizer, rollout_config)
+        existing = _existing_rows(out)
+        results: dict[str, dict] = _read_summary(out)
+        for bench, problems in benches.items():
+            k = cfg.samples or eval_samples(bench)
+            rows = existing.get(bench, [])
+            figures = _eval_bench(run, engine, cfg, bench, problems, k, rows, console)
+            results[bench] = figures
+            run.log_metrics(0, bench=bench, **_dashboard_metrics(figures))
+            run.event("eval", step=0, bench=bench, **_dashboard_metrics(figures))
+            write_json_atomic(
+                out / SUMMARY_FILE, {"model": cfg.model, "adapter": cfg.adapter, "benchmarks": results}
+            )
+    except KeyboardInterrupt:
+        run.finish("interrupted")
+        raise
+    except BaseException:
+        run.finish("failed")
+        raise
+    run.finish("finished", benchmarks=list(benches))
+    _print_table(console, results, [b for b in benches], out)
+    return results
+
+
+def _rollout_config(cfg: EvalConfig):  # noqa: ANN202
+    from pr1.rollout import RolloutConfig
+
+    return RolloutConfig(
+        mode=cfg.mode,
+        num_paths=cfg.num_paths,
+        max_blocks=cfg.max_blocks,
+        max_path_tokens=cfg.max_path_tokens,
+        max_tokens=cfg.max_tokens,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=cfg.top_k,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+    )
+
+
+def _generation(cfg: EvalConfig) -> dict:
+    """The settings that decide what is sampled (kept in run.json, unredacted, to check a resume)."""
+    out = {k: getattr(cfg, k) for k in GENERATION_KEYS}
+    out["template_sha256"] = hashlib.sha256(cfg.template.encode()).hexdigest()[:16]
+    return out
+
+
+def _check_same_generation(out: Path, generation: dict) -> None:
+    info = read_run_info(out)
+    old = info.get("generation", {}) if info.get("kind") == "eval" else {}
+    changed = [k for k in generation if k in old and old[k] != generation[k]]
+    if changed:
+        what = ", ".join(
+            "prompt template" if k == "template_sha256" else f"{k} {old[k]!r} -> {generation[k]!r}"
+            for k in changed
+        )
+        raise Pr1Error(f"{out}: holds an eval with other settings ({what}); choose another --out")
+
+
+def _load(cfg: EvalConfig):  # noqa: ANN202
+    from pr1.models import load_model
+
+    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
+    if cfg.adapter:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
+        except (OSError, ValueError) as e:
+            raise Pr1Error(f"--adapter {cfg.adapter}: cannot load a PEFT adapter from it ({e})") from None
+    return model, tokenizer
+
+
+def _existing_rows(out: Path) -> dict[str, list[dict]]:
+    """Rows already written, by benchmark, first copy of each (id, sample) only."""
+    path = out / ROLLOUTS_FILE
+    if not path.exists():
+        return {}
+    seen, rows = set(), {}
+    for _, row in iter_jsonl(path, skip_bad=True):
+        key = (row.get("bench"), str(row.get("id")), row.get("sample"))
+        if None in key or key in seen:
+            continue
+        seen.add(key)
+        rows.setdefault(row["bench"], []).append(row)
+    return rows
+
+
+def _read_summary(out: Path) -> dict[str, dict]:
+    import json
+
+    path = out / SUMMARY_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("benchmarks", {}) if path.exists() else {}
+    except (json.JSONDecodeError, AttributeError):
+        return {}
+
+
+def _eval_bench(
+    run: Run,
+    engine,  # noqa: ANN001
+    cfg: EvalConfig,
+    bench: str,
+    problems: list[dict],
+    k: int,
+    rows: list[dict],
+    console: Console,
+) -> dict:
+    have: dict[str, set[int]] = {}
+    for row in rows:
+        have.setdefault(str(row["id"]), set()).add(row["sample"])
+    todo = [p for p in problems if len(have.get(p["id"], set()) & set(range(k))) < k]
+    finished: dict[int, list] = {}
+    generated = 0
+    start = time.perf_counter()
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("problems"),
+        TextColumn("{task.fields[speed]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(bench, total=len(problems), completed=len(problems) - len(todo), speed="")
+
+        def on_done(t) -> None:  # noqa: ANN001
+            nonlocal generated
+            generated += t.generated_tokens
+            group = finished.setdefault(t.prompt_index, [])
+            group.append(t)
+            if len(group) < k:
+                return
+            problem = todo[t.prompt_index]
+            new = [_row(bench, problem, tr) for tr in sorted(group, key=lambda tr: tr.sample_index)]
+            new = [r for r in new if r["sample"] not in have.get(problem["id"], set())]
+            run.log_rollouts(0, new)
+            rows.extend({"step": 0, **r} for r in new)
+            del finished[t.prompt_index]
+            elapsed = time.perf_counter() - start
+            progress.update(task, advance=1, speed=f"{generated / elapsed:.0f} tok/s")
+
+        if todo:
+            engine.generate(
+                [build_messages(p["problem"], cfg.template) for p in todo],
+                n=k,
+                on_done=on_done,
+                sample_keys=[sample_key(bench, p["id"]) for p in todo],
+            )
+    wall = time.perf_counter() - start
+    ids = {p["id"] for p in problems}
+    figures = bench_metrics([r for r in rows if str(r["id"]) in ids and r["sample"] < k])
+    figures.update(
+        bench=bench,
+        wall_time_s=round(wall, 2) if todo else None,
+        generated_tokens=generated,
+        tokens_per_s=round(generated / wall, 2) if todo and wall > 0 else None,
+    )
+    return figures
+
+
+def _row(bench: str, problem: dict, t) -> dict:  # noqa: ANN001
+    record = score_completion(t.text, problem["answer"])
+    return {
+        "bench": bench,
+        "id": problem["id"],
+        "sample": t.sample_index,
+        "problem": problem["problem"],
+        "answer": problem["answer"],
+        "completion": t.text,
+        **record,
+        "tokens": len(t.completion_ids),
+        "generated_tokens": t.generated_tokens,
+        "critical_path_tokens": t.critical_path_tokens,
+        "parallel_positions": t.parallel_positions,
+        "truncated": t.truncated,
+        "prompt_truncated": t.prompt_truncated,
+    }
+
+
+def _dashboard_metrics(f: dict) -> dict:
+    """The figures under the metric names of docs/RUN_FOLDER.md."""
+    keys = {
+        "accuracy": "mean_at_k",
+        "parallel_ratio": "parallel_ratio",
+        "format_valid_rate": "format_valid_rate",
+        "blocks_mean": "blocks_mean",
+        "parallel_position_mean": "parallel_position_mean",
+        "response_tokens_mean": "response_tokens_mean",
+        "critical_path_tokens_mean": "critical_path_tokens_mean",
+        "tokens_per_s": "tokens_per_s",
+    }
+    out = {name: f[key] for name, key in keys.items() if f.get(key) is not None}
+    out.update({f"pass_at_{kk}": v for kk, v in f["pass_at_k"].items()}, maj_at_k=f["maj_at_k"])
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+TABLE_ROWS = (
+    ("problems × samples", lambda f: f"{f['problems']} × {f['samples']}"),
+    ("mean@k", lambda f: _pct(f["mean_at_k"])),
+    ("pass@k", lambda f: _pct(f["pass_at_k"].get(str(f["samples"])))),
+    ("maj@k", lambda f: _pct(f["maj_at_k"])),
+    ("parallel ratio", lambda f: _pct(f["parallel_ratio"])),
+    ("format valid", lambda f: _pct(f["format_valid_rate"])),
+    ("blocks / response", lambda f: _num(f["blocks_mean"], 2)),
+    ("paths / block", lambda f: _num(f["paths_per_block_mean"], 2)),
+    ("<Parallel> position", lambda f: _num(f["parallel_position_mean"], 2)),
+    ("tokens (total)", lambda f: _num(f["response_tokens_mean"], 0)),
+    ("tokens (critical path)", lambda f: _num(f["critical_path_tokens_mean"], 0)),
+    ("truncated", lambda f: _pct(f["truncation_rate"])),
+    ("no answer", lambda f: _pct(f["no_answer_rate"])),
+    ("wall time (s)", lambda f: _num(f["wall_time_s"], 0)),
+    ("tokens / s", lambda f: _num(f["tokens_per_s"], 0)),
+)
+
+
+def _print_table(console: Console, results: dict[str, dict], benches: list[str], out: Path) -> None:
+    table = Table(title=f"pr1 eval — {out}")
+    table.add_column("")
+    for bench in benches:
+        table.add_column(bench, justify="right")
+    for name, cell in TABLE_ROWS:
+        table.add_row(name, *(cell(results[b]) for b in benches))
+    console.print(table)
+    console.print(f"summary: {out / SUMMARY_FILE} (pass@k for every k)  completions: {out / ROLLOUTS_FILE}")

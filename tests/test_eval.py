@@ -1,0 +1,206 @@
+"""Eval metrics and `pr1 eval`: output folder, `pr1 score` on it, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+from itertools import combinations
+
+import pytest
+from typer.testing import CliRunner
+
+from pr1.cli import app
+from pr1.errors import Pr1Error
+from pr1.evaluate import bench_metrics, majority_correct, pass_at_k, pass_ks
+from pr1.score import SCORE_KEYS
+
+runner = CliRunner()
+
+
+def brute_pass_at_k(n: int, c: int, k: int) -> float:
+    subsets = list(combinations([True] * c + [False] * (n - c), k))
+    return sum(any(s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize(("n", "c", "k"), [(2, 1, 1), (5, 2, 2), (8, 3, 4), (6, 0, 3), (6, 6, 1), (7, 5, 3)])
+def test_pass_at_k_is_the_unbiased_estimator(n, c, k):
+    assert pass_at_k(n, c, k) == pytest.approx(brute_pass_at_k(n, c, k))
+    assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k))
+
+
+def test_pass_ks():
+    assert pass_ks(16) == [1, 2, 4, 8, 16]
+    assert pass_ks(10) == [1, 2, 4, 8, 10]
+    assert pass_ks(1) == [1]
+    with pytest.raises(ValueError):
+        pass_at_k(4, 1, 5)
+
+
+def test_majority_vote_groups_equivalent_answers():
+    assert majority_correct(["18", "18.0", "20", None], [True, True, False, False])
+    # a tie: the group seen first wins
+    assert not majority_correct(["20", "18", "$20", "18"], [False, True, False, True])
+    assert majority_correct(["1,080", "1080", "7"], [True, True, False])
+    assert not majority_correct([None, None], [False, False])
+
+
+def row(pid, sample, correct, pred, blocks=(), tokens=10, critical=10, truncated=False, positions=()):
+    return {
+        "id": pid,
+        "sample": sample,
+        "correct": correct,
+        "pred": pred,
+        "format_valid": True,
+        "n_blocks": len(blocks),
+        "paths_per_block": list(blocks),
+        "parallel": bool(blocks),
+        "tokens": tokens,
+        "critical_path_tokens": critical,
+        "truncated": truncated,
+        "parallel_positions": list(positions),
+    }
+
+
+def test_bench_metrics():
+    rows = [
+        row("a", 0, True, "1", blocks=[2], tokens=20, critical=14, positions=[0.25]),
+        row("a", 1, False, "2"),
+        row("a", 2, True, "1"),
+        row("a", 3, False, None, truncated=True),
+        row("b", 0, False, "5", blocks=[2, 3], tokens=30, critical=20, positions=[0.5, 0.75]),
+        row("b", 1, False, "5"),
+        row("b", 2, False, "6"),
+        row("b", 3, False, "6"),
+    ]
+    m = bench_metrics(rows)
+    assert m["problems"] == 2 and m["samples"] == 4 and m["rows"] == 8
+    assert m["mean_at_k"] == pytest.approx(0.25)
+    assert m["pass_at_k"] == {"1": pytest.approx(0.25), "2": pytest.approx((1 - 1 / 6) / 2), "4": 0.5}
+    assert m["maj_at_k"] == 0.5
+    assert m["parallel_ratio"] == 0.25 and m["blocks_mean"] == pytest.approx(3 / 8)
+    assert m["paths_per_block_mean"] == pytest.approx(7 / 3)
+    assert m["parallel_position_mean"] == pytest.approx(0.5)
+    assert m["response_tokens_mean"] == pytest.approx(110 / 8)
+    assert m["critical_path_tokens_mean"] == pytest.approx(94 / 8)
+    assert m["truncation_rate"] == 0.125 and m["no_answer_rate"] == 0.125
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tiny):
+    from pr1.models import save_model
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    save_model(*tiny, path)
+    return path
+
+
+def eval_args(model, out, *extra):
+    return ["eval", "gsm8k", "--model", str(model), "--max-tokens", "8", "--out", str(out), *extra]
+
+
+def read_rows(out):
+    return [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def generate_calls(monkeypatch):
+    """Records the prompts each `RolloutEngine.generate` call gets."""
+    from pr1.rollout import RolloutEngine
+
+    calls = []
+    original = RolloutEngine.generate
+
+    def spy(self, prompts, n=1, **kw):
+        calls.append((len(prompts), n))
+        return original(self, prompts, n, **kw)
+
+    monkeypatch.setattr(RolloutEngine, "generate", spy)
+    return calls
+
+
+def test_eval_resumes_and_skips_finished_problems(shared_data, tiny_dir, tmp_path, generate_calls):
+    out = tmp_path / "ev"
+    res = runner.invoke(app, eval_args(tiny_dir, out, "--limit", "2", "--samples", "2"))
+    assert res.exit_code == 0, res.output
+    assert generate_calls == [(2, 2)]
+    first = read_rows(out)
+    assert [(r["id"], r["sample"]) for r in first] == [
+        ("test-0", 0),
+        ("test-0", 1),
+        ("test-1", 0),
+        ("test-1", 1),
+    ]
+
+    res = runner.invoke(app, eval_args(tiny_dir, out, "--limit", "3", "--samples", "2"))
+    assert res.exit_code == 0, res.output
+    assert generate_calls[-1] == (1, 2)  # only the new problem
+    rows = read_rows(out)
+    assert rows[:4] == first and len(rows) == 6
+
+    # an interrupted run that wrote only part of a problem: that problem is sampled again, the missing
+    # sample written, nothing duplicated; the seeded samples come out the same
+    (out / "rollouts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:5]))
+    res = runner.invoke(app, eval_args(tiny_dir, out, "--limit", "3", "--samples", "2"))
+    assert res.exit_code == 0, res.output
+    assert generate_calls[-1] == (1, 2)
+    again = read_rows(out)
+    assert again[:5] == rows[:5] and again[5]["completion"] == rows[5]["completion"]
+
+    runner.invoke(app, eval_args(tiny_dir, out, "--limit", "3", "--samples", "2"))
+    assert len(generate_calls) == 3  # nothing left to do
+    summary = json.loads((out / "summary.json").read_text())["benchmarks"]["gsm8k"]
+    assert summary["problems"] == 3 and summary["rows"] == 6
+    info = json.loads((out / "run.json").read_text())
+    assert info["kind"] == "eval" and info["status"] == "finished" and len(info["resumed_at"]) == 3
+
+    with pytest.raises(Pr1Error, match="other settings"):
+        runner.invoke(app, eval_args(tiny_dir, out, "--temperature", "0.5"), catch_exceptions=False)
+
+
+def test_eval_rejects_bad_options(shared_data, tiny_dir, tmp_path):
+    for extra, message in (
+        (["--backend", "vllm"], "--backend"),
+        (["--samples", "0"], "--samples"),
+        (["--mode", "weird"], "mode"),
+    ):
+        with pytest.raises(Pr1Error, match=message):
+            runner.invoke(app, eval_args(tiny_dir, tmp_path / "x", *extra), catch_exceptions=False)
+    with pytest.raises(Pr1Error, match="unknown dataset"):
+        runner.invoke(app, ["eval", "nope", "--model", str(tiny_dir)], catch_exceptions=False)
+    assert not (tmp_path / "x").exists()  # nothing written for a bad command
+
+
+@pytest.mark.slow
+def test_eval_embedded_model_on_gsm8k(shared_data, tmp_path):
+    out = tmp_path / "ev"
+    args = [
+        "eval",
+        "gsm8k",
+        "--model",
+        "smollm2-135m",
+        "--limit",
+        "8",
+        "--samples",
+        "2",
+        "--max-tokens",
+        "64",
+    ]
+    res = runner.invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "mean@k" in res.output and "tokens / s" in res.output
+    rows = read_rows(out)
+    assert len(rows) == 16 and {r["sample"] for r in rows} == {0, 1} and len({r["id"] for r in rows}) == 8
+    for r in rows:
+        assert set(SCORE_KEYS) <= set(r)
+        assert r["step"] == 0 and r["bench"] == "gsm8k" and isinstance(r["completion"], str)
+        assert 0 < r["critical_path_tokens"] <= r["tokens"] <= 64
+    summary = json.loads((out / "summary.json").read_text())["benchmarks"]["gsm8k"]
+    assert summary["problems"] == 8 and set(summary["pass_at_k"]) == {"1", "2"}
+    assert summary["tokens_per_s"] > 0
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["bench"] == "gsm8k" and "accuracy" in metrics[0]
+
+    scored = runner.invoke(app, ["score", str(out / "rollouts.jsonl"), "--json"])
+    assert scored.exit_code == 0, scored.output
+    records = [json.loads(line) for line in scored.output.splitlines()]
+    assert [r["correct"] for r in records] == [r["correct"] for r in rows]
