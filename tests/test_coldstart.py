@@ -287,7 +287,7 @@ def test_synthetic_teacher_end_to_end(tmp_path: Path) -> None:
 
 
 def test_synthetic_teacher_refuses_other_problems(tmp_path: Path) -> None:
-    cfg = GenerateConfig(teacher="synthetic", out=tmp_path / "x.jsonl", source="gsm8k-train", limit=2)
+    cfg = GenerateConfig(teacher="synthetic", out=tmp_path / "x.jsonl", source=_problem_file(tmp_path, 2))
     with pytest.raises(Pr1Error, match="only for its own problems"):
         generate(cfg, teacher=SyntheticTeacher())
     with pytest.raises(Pr1Error, match="--limit"):

@@ -81,7 +81,9 @@ def _pr1(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_generate_against_transformers_serve(served: tuple[str, str], tmp_path: Path) -> None:
+def test_generate_against_transformers_serve(
+    served: tuple[str, str], shared_data: Path, tmp_path: Path
+) -> None:
     url, model = served
     out = tmp_path / "gsm.jsonl"
     args = ["data", "generate", "--teacher", url, "--teacher-model", model, "--source", "gsm8k-train"]

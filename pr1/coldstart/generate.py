@@ -22,7 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pr1.coldstart.teachers import Reply, Request, Teacher, TeacherError, make_teacher
+from pr1.coldstart.teachers import Reply, Request, Teacher, TeacherError, check_teacher_spec, make_teacher
 from pr1.errors import Pr1Error
 from pr1.format import TAGS, stats, strip_think, validate
 from pr1.grading import grade
@@ -159,6 +159,8 @@ def generate(
 ) -> GenerateResult:
     """Run (or resume) a generation; `teacher` overrides `cfg.teacher` (tests, library use)."""
     _validate(cfg)
+    if teacher is None:
+        check_teacher_spec(cfg.teacher, cfg.teacher_model)
     console = console or Console(stderr=True)
     template = load_template(cfg.prompt_file)
     problems = load_source(cfg)

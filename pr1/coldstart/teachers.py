@@ -57,26 +57,35 @@ def make_teacher(
     seed: int = 0,
 ) -> Teacher:
     """`--teacher`: `http(s)://host:port/v1` (with `--teacher-model`), `hf:NAME_OR_PATH`, or `synthetic`."""
+    check_teacher_spec(spec, model)
     if spec == "synthetic":
         return SyntheticTeacher()
     if spec.startswith("hf:"):
         return LocalTeacher(
             spec[3:], max_tokens=max_tokens, temperature=temperature, batch_size=concurrency, seed=seed
         )
-    if spec.startswith(("http://", "https://")):
-        if not model:
-            raise Pr1Error(
-                f"--teacher {_public_url(spec)} needs --teacher-model (the model name the server serves)"
-            )
-        return HttpTeacher(
-            spec,
-            model,
-            api_key=os.environ.get(api_key_env) or None,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            concurrency=concurrency,
+    return HttpTeacher(
+        spec,
+        model,
+        api_key=os.environ.get(api_key_env) or None,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        concurrency=concurrency,
+    )
+
+
+def check_teacher_spec(spec: str, model: str | None) -> None:
+    """Fail fast on a `--teacher` (with its `--teacher-model`) that cannot work, before loading anything."""
+    if spec == "synthetic" or (spec.startswith("hf:") and len(spec) > 3):
+        return
+    if not spec.startswith(("http://", "https://")):
+        raise Pr1Error(
+            f"--teacher {spec!r}: expected an http(s)://host:port/v1 endpoint, hf:MODEL or synthetic"
         )
-    raise Pr1Error(f"--teacher {spec!r}: expected an http(s)://host:port/v1 endpoint, hf:MODEL or synthetic")
+    if not model:
+        raise Pr1Error(
+            f"--teacher {_public_url(spec)} needs --teacher-model (the model name the server serves)"
+        )
 
 
 def _public_url(url: str) -> str:
