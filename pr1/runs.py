@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -31,7 +32,8 @@ METRICS_FILE = "metrics.jsonl"
 ROLLOUTS_FILE = "rollouts.jsonl"
 EVENTS_FILE = "events.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
-SECRET_MARKERS = ("key", "token", "secret", "password")
+# api_key, hf_token, auth_token, secret, password ... but not max_tokens or api_key_env (a variable's name)
+SECRET_RE = re.compile(r"(api_?key$|(^|_)token$|secret|passw(or)?d|^authorization$)")
 
 
 def versions() -> dict[str, str]:
@@ -64,7 +66,7 @@ def redact(config: Any) -> Any:
         config = dataclasses.asdict(config)
     if isinstance(config, dict):
         return {
-            k: ("<redacted>" if any(m in str(k).lower() for m in SECRET_MARKERS) and v else redact(v))
+            k: ("<redacted>" if SECRET_RE.search(str(k).lower()) and v else redact(v))
             for k, v in config.items()
         }
     if isinstance(config, (list, tuple)):

@@ -86,3 +86,7 @@ def test_redact_lists_and_dataclasses():
 
     assert redact(C()) == {"api_key": "<redacted>", "lr": 1.0}
     assert redact([{"password": "p"}]) == [{"password": "<redacted>"}]
+    kept = {"max_tokens": 3000, "max_path_tokens": 4096, "api_key_env": "OPENAI_API_KEY", "tokenizer": "x"}
+    assert redact(kept) == kept
+    secret = {"hf_token": "a", "OPENAI_API_KEY": "b", "apikey": "c", "client_secret": "d"}
+    assert set(redact(secret).values()) == {"<redacted>"}
