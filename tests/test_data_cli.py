@@ -69,7 +69,7 @@ def test_generate_stats_build_synthetic(tmp_path: Path) -> None:
         assert set(row) == {"id", "sample", "prompt", "completion"}
         assert row["prompt"] == [{"role": "user", "content": build_prompt(k["problem"], PARALLEL_TEMPLATE)}]
         assert row["completion"] == [{"role": "assistant", "content": k["trace"]}]
-        assert r == {"id": k["id"], "prompt": row["prompt"], "answer": k["answer"]}
+        assert r == {"id": k["id"], "problem": k["problem"], "prompt": row["prompt"], "answer": k["answer"]}
 
 
 def test_build_the_shared_sample(shared_data: Path, tmp_path: Path) -> None:

@@ -75,7 +75,10 @@ def build(
                 "completion": [{"role": "assistant", "content": trace}],
             }
         )
-        rl.setdefault(row_id, {"id": row_id, "prompt": messages, "answer": row["answer"]})
+        # `problem` too: `pr1 rl` builds its prompt from it with its own --prompt-file
+        rl.setdefault(
+            row_id, {"id": row_id, "problem": row["problem"], "prompt": messages, "answer": row["answer"]}
+        )
     if sft_out is not None:
         write_jsonl_atomic(sft_out, sft)
     if rl_out is not None:
