@@ -4,7 +4,8 @@ Each backend runs `pr1 rl` in its own process (so peak memory is its own) on the
 settings, for `steps` RL steps; the figures are those of the last step (the first includes warm-up), read
 back from the run's metrics.jsonl. Trajectories have a fixed shape: a pr1.rollout.ForcedSchedule forks at
 `fork_after` tokens, closes paths after `path_tokens` and summaries after `summary_tokens`, and suppresses
-EOS, so every trajectory is exactly `max_tokens` long whatever the weights.
+EOS, so every trajectory is exactly `max_tokens` long whatever the weights (`--mode free`: no forks, EOS
+suppressed only).
 
 Model: on CUDA a random-weight Qwen3 (`pr1.models.qwen3_config(size)`, with the embedded tokenizer and the
 tags); on CPU the embedded SmolLM2-135M with small settings.
@@ -26,18 +27,20 @@ from typing import Any
 
 CPU_SETTINGS = {
     "model": "smollm2-135m",
+    "mode": "fork",  # "free": no forks, EOS suppressed only
     "batch": 2,  # prompts per step
     "group": 8,
     "max_tokens": 64,
-    "fork_after": 16,
-    "path_tokens": 12,
-    "summary_tokens": 8,
+    "fork_after": 20,
+    "path_tokens": 10,
+    "summary_tokens": 6,
     "micro_batch": 8,
     "lora_r": 16,
     "steps": 2,
 }
 GPU_SETTINGS = {
     "model": "qwen3-0.6b",
+    "mode": "fork",
     "batch": 8,
     "group": 8,
     "max_tokens": 1024,
@@ -119,6 +122,7 @@ def child(backend: str, out: Path, settings: dict[str, Any]) -> None:
             "data": "gsm8k",
             "limit": settings["batch"],
             "reward": "alternating",
+            "mode": settings["mode"],
             "backend": backend,
             "batch": settings["batch"],
             "group": settings["group"],
@@ -131,11 +135,12 @@ def child(backend: str, out: Path, settings: dict[str, Any]) -> None:
         }
     )
     tokenizer = load_tokenizer(settings["model"])  # a folder saved with the tags (see `prepare_model`)
+    fork = settings["mode"] == "fork"
     forced = ForcedSchedule.for_tokenizer(
         tokenizer,
-        fork_after=settings["fork_after"],
-        path_tokens=settings["path_tokens"],
-        summary_tokens=settings["summary_tokens"],
+        fork_after=settings["fork_after"] if fork else None,
+        path_tokens=settings["path_tokens"] if fork else None,
+        summary_tokens=settings["summary_tokens"] if fork else None,
     )
     train(cfg, out, rollout_func=EngineRollout(cfg, tokenizer, cfg.backend, logits_processor=forced))
 
