@@ -16,6 +16,7 @@ from typing import Any
 
 from pr1.errors import Pr1Error
 from pr1.rewards import REWARD_NAMES, Schedule
+from pr1.rollout.config import MODES  # the rollout engine's sampling modes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,7 +24,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 VARIANTS = ("causal", "structured")
-MODES = ("fork", "free")
 BACKENDS = ("auto", "unsloth", "hf")
 
 
@@ -33,7 +33,7 @@ class RLConfig:
     data: str = "dapo"  # dataset name or file (rows with a problem and an answer)
     reward: str = "alternating"  # accuracy | tiered | parallel-accuracy | alternating | scaffold
     variant: str = "causal"  # causal | structured (how the trainer scores a laid-out trace)
-    mode: str = "fork"  # fork | free (the rollout engine's sampling mode)
+    mode: str = "fork"  # the rollout engine's sampling mode: fork | free (| structured, where it has it)
     prompt_file: str = "parallel"  # parallel | sequential | a template file with {problem}
     limit: int | None = None  # use only the first N problems of the data
     # GRPO (METHOD.md §7): one step = `batch` prompts x `group` samples, then `updates_per_step` optimizer steps
