@@ -333,7 +333,7 @@ def test_prompts_chat_and_truncation(tiny):
 
 def test_config_is_checked():
     with pytest.raises(Pr1Error, match="mode"):
-        RolloutConfig(mode="structured")
+        RolloutConfig(mode="tree")
     with pytest.raises(Pr1Error, match="top_p"):
         RolloutConfig(top_p=0)
 

@@ -33,7 +33,9 @@ class RLConfig:
     data: str = "dapo"  # dataset name or file (rows with a problem and an answer)
     reward: str = "alternating"  # accuracy | tiered | parallel-accuracy | alternating | scaffold
     variant: str = "causal"  # causal | structured (how the trainer scores a laid-out trace)
-    mode: str = "fork"  # the rollout engine's sampling mode: fork | free (| structured, where it has it)
+    # the rollout engine's sampling mode: fork | free | structured; None: structured for the structured
+    # variant (sampling as it is scored), else fork
+    mode: str | None = None
     prompt_file: str = "parallel"  # parallel | sequential | a template file with {problem}
     limit: int | None = None  # use only the first N problems of the data
     # GRPO (METHOD.md §7): one step = `batch` prompts x `group` samples, then `updates_per_step` optimizer steps
@@ -85,6 +87,8 @@ class RLConfig:
     def validate(self) -> RLConfig:
         if not self.model:
             raise Pr1Error("--model is required (a model name or path, or an SFT run folder)")
+        if self.mode is None:
+            self.mode = "structured" if self.variant == "structured" else "fork"
         choices = {"reward": REWARD_NAMES, "variant": VARIANTS, "mode": MODES, "backend": BACKENDS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:

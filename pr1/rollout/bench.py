@@ -128,3 +128,121 @@ def summary(results: dict[str, BenchResult]) -> dict[str, float]:
         "fork_vs_free": results["fork"].tokens_per_s / results["free"].tokens_per_s,
         "batched_vs_sequential": results["fork"].tokens_per_s / results["fork_sequential"].tokens_per_s,
     }
+
+
+@dataclass
+class StructuredResult:
+    tokens: int  # completion tokens of the response (inserted tags included)
+    critical_path_tokens: int
+    structured_s: float
+    causal_s: float
+
+    @property
+    def ideal(self) -> float:
+        return self.tokens / self.critical_path_tokens
+
+    @property
+    def speedup(self) -> float:
+        return self.causal_s / self.structured_s
+
+    @property
+    def efficiency(self) -> float:
+        return self.speedup / self.ideal
+
+
+def structured_benchmark(
+    model,  # noqa: ANN001
+    tokenizer,  # noqa: ANN001
+    *,
+    blocks: int = 2,
+    paths: int = 4,
+    path_tokens: int = 32,
+    main_tokens: int = 8,
+    summary_tokens: int = 8,
+    tail_tokens: int = 8,
+    repeats: int = 3,
+    log: Callable[[str], None] = print,
+) -> StructuredResult:
+    """Latency of one response with `blocks` blocks of `paths` paths of `path_tokens` sampled tokens each
+    (`main_tokens` before each block, summaries of `summary_tokens`, `tail_tokens` after the last block; EOS
+    suppressed) in `structured` mode, against decoding the same number of tokens as one causal stream
+    (`free` mode). Best of `repeats` for each."""
+    prompt = [build_messages(PROBLEMS[0])]
+    newline = len(tokenizer.encode("\n", add_special_tokens=False))
+    block = main_tokens + 1 + paths * (path_tokens + 2) + 2 + newline + summary_tokens + 1
+    total = blocks * block + tail_tokens
+
+    def timed(mode: str, **forced: object) -> tuple[float, int, int]:
+        config = RolloutConfig(mode=mode, num_paths=paths, max_blocks=blocks, max_tokens=total, seed=0,
+                               max_path_tokens=path_tokens + 1, batch_size=1)  # fmt: skip
+        eng = RolloutEngine(model, tokenizer, config)
+        schedule = ForcedSchedule.for_tokenizer(tokenizer, eos=eng.eos_ids, **forced)  # type: ignore[arg-type]
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            (t,) = eng.generate(prompt, logits_processor=schedule)
+            best = min(best, time.perf_counter() - start)
+        return best, len(t.completion_ids), t.critical_path_tokens
+
+    timed("free")  # warm-up
+    s, tokens, critical = timed(
+        "structured", fork_after=main_tokens, path_tokens=path_tokens, summary_tokens=summary_tokens
+    )
+    if tokens != total:
+        raise RuntimeError(f"structured response of {tokens} tokens, expected {total}")
+    c, causal_tokens, _ = timed("free")
+    if causal_tokens != total:
+        raise RuntimeError(f"causal response of {causal_tokens} tokens, expected {total}")
+    result = StructuredResult(tokens, critical, s, c)
+    log(
+        f"{blocks} blocks x {paths} paths x {path_tokens} tokens: {tokens} tokens, critical path {critical}; "
+        f"structured {s:.2f}s, causal {c:.2f}s: speedup {result.speedup:.2f}x of ideal {result.ideal:.2f}x "
+        f"= {result.efficiency:.0%}"
+    )
+    return result
+
+
+def logprob_gaps(
+    model,  # noqa: ANN001
+    tokenizer,  # noqa: ANN001
+    *,
+    modes: tuple[str, ...] = ("structured", "fork"),
+    trajectories: int = 4,
+    max_tokens: int = 160,
+    fork_after: int = 16,
+    path_tokens: int = 24,
+    summary_tokens: int = 12,
+) -> dict[str, tuple[float, float]]:
+    """The RL diagnostic `logprob_gap_mean/max` for the structured variant, per sampling mode: |sampling -
+    scoring| log-prob over the sampled tokens, scoring being the trainer's structured pass
+    (`pr1.rl.trainer.score_completions`) over trajectories with forced blocks (2 paths, up to 2 blocks)."""
+    from pr1.rl.trainer import score_completions
+
+    prompts = [build_messages(PROBLEMS[i % len(PROBLEMS)]) for i in range(trajectories)]
+    out = {}
+    for mode in modes:
+        config = RolloutConfig(mode=mode, max_tokens=max_tokens, max_blocks=2, seed=0)
+        eng = RolloutEngine(model, tokenizer, config)
+        forced = dict(fork_after=fork_after, path_tokens=path_tokens, summary_tokens=summary_tokens)
+        schedule = ForcedSchedule.for_tokenizer(tokenizer, eos=eng.eos_ids, **forced)  # type: ignore[arg-type]
+        trajs = eng.generate(prompts, logits_processor=schedule)
+        P = max(len(t.prompt_ids) for t in trajs)
+        C = max(len(t.completion_ids) for t in trajs)
+        ids = torch.zeros(len(trajs), P + C, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for k, t in enumerate(trajs):  # TRL's layout: prompts left-padded, completions right-padded
+            p, c = len(t.prompt_ids), len(t.completion_ids)
+            ids[k, P - p : P + c] = torch.tensor(t.prompt_ids + t.completion_ids)
+            mask[k, P - p : P + c] = 1
+        with torch.no_grad():
+            scored, _, _ = score_completions(
+                model, ids, mask, C, eng.tag_ids, structured=True, pad_id=0, batch_size=len(trajs)
+            )
+        gaps = [
+            abs(scored[k, i].item() - lp)
+            for k, t in enumerate(trajs)
+            for i, (lp, ins) in enumerate(zip(t.logprobs, t.inserted, strict=True))
+            if not ins
+        ]
+        out[mode] = (sum(gaps) / len(gaps), max(gaps))
+    return out

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 from pr1.errors import Pr1Error
 
-MODES = ("fork", "free")
+MODES = ("fork", "free", "structured")
 
 
 @dataclass
 class RolloutConfig:
-    mode: str = (
-        "fork"  # "fork" (reference fork/join runtime) | "free" (one causal stream, no runtime insertion)
-    )
+    # "fork" (reference fork/join runtime) | "free" (one causal stream, no runtime insertion) |
+    # "structured" (paths decoded in parallel at multiverse positions, their caches merged at the join)
+    mode: str = "fork"
     num_paths: int = 2  # paths forked at each <Parallel>
     max_blocks: int = 4  # after the last allowed block the main text goes on without forking
     max_path_tokens: int = 4096  # tokens a path may sample (its </Path> included)

@@ -9,9 +9,17 @@ later text are decoded on the laid-out sequence with plain causal attention (the
 path 1's keys are reused as they are (they were computed on prefix + path 1), later paths are prefilled
 after it. After `max_blocks` blocks `<Parallel>` is banned from the main text, which goes on unforked.
 `max_tokens` counts every completion token (paths and inserted tokens included); when it runs out the
-trajectory stops where it is (`truncated`), even inside a block.
+trajectory stops where it is (`truncated`), even inside a block. (Structured mode then keeps the closed paths
+and one unclosed path, laid out last, so that the structure a trainer reads is the one that was decoded.)
 
 `free` mode: one causal stream, the model writes every tag itself; nothing is inserted or banned.
+
+`structured` mode (the structured variant, METHOD.md §6): the paths decode exactly as in fork mode — forked
+from the prefix, each at positions c+1, c+2, … after a `<Parallel>` at position c — and each path's last
+tokens are fed to its own row before the join. The join then appends paths 2… cached keys and values to the
+trajectory's row after path 1 (layout order; keys carry their rotary positions, so nothing is recomputed)
+and the summary goes on at position c + max(Lᵢ) + 1 attending to all of them: the positions and path-window
+mask of `pr1.structured.build_structure`, so a structured-mask forward pass reproduces the log-probs.
 
 Scheduling: all live streams (main segments, paths, summaries of up to `batch_size` trajectories) advance
 together, one token each per forward. Several tokens to feed at once (a prompt, the paths at a join) go in
@@ -161,6 +169,7 @@ class _Stream:
     pos: int = 0  # position of pending[0]
     sampled: int = 0  # tokens sampled in this segment
     follows: _Stream | None = None  # copy that stream's row after its next sample, and sample from its logits
+    closing: bool = False  # a structured path that has closed: its pending tokens are fed, nothing sampled
     buf: _Tokens | None = None  # a path's own tokens (None: the trajectory's layout)
     detok: _Detok | None = None
     active: bool = True
@@ -300,7 +309,12 @@ class _Generation:
         for i, (s, tokens) in enumerate(fed):
             s.pos += len(tokens)
             which[s] = i
-        ready = [s for s, _ in fed if not s.pending]
+        for s, _ in fed:
+            if s.closing and not s.pending:
+                s.active = False
+                if not any(p.active for p in s.traj.paths):
+                    self._join(s.traj)
+        ready = [s for s, _ in fed if not s.pending and not s.closing]
         followers: dict[_Stream, list[_Stream]] = {s: [] for s in ready}
         for s in self.streams:
             if s.follows in followers:
@@ -325,7 +339,7 @@ class _Generation:
         banned = [
             i
             for i, s in enumerate(streams)
-            if self.cfg.mode == "fork" and s.segment == "main" and s.traj.blocks >= self.cfg.max_blocks
+            if self.cfg.mode != "free" and s.segment == "main" and s.traj.blocks >= self.cfg.max_blocks
         ]
         if banned:
             processed = logits.clone() if processed is None else processed
@@ -360,7 +374,7 @@ class _Generation:
 
     def _on_token(self, s: _Stream, token: int, logprob: float) -> None:
         t, eos, tags = s.traj, self.e.eos_ids, self.e.tags
-        if s.segment == "path" and self.cfg.mode == "fork":
+        if s.segment == "path" and self.cfg.mode != "free":
             self._path_token(s, token, logprob)
         elif token in eos:
             self._add(s, token, logprob, False)
@@ -412,6 +426,9 @@ class _Generation:
                 return  # out of budget: _on_token ends the trajectory
             s.pending.append(close)
         if s.buf.ids[-1] == close:  # type: ignore[union-attr]
+            if self.cfg.mode == "structured":
+                s.closing = True  # joins once its row holds all its tokens (`_step`)
+                return
             s.active = False
             if not any(p.active for p in s.traj.paths):
                 self._join(s.traj)
@@ -419,13 +436,19 @@ class _Generation:
     def _join(self, t: _Traj) -> None:
         tags = self.e.tags
         first = t.paths[0]
-        feed = list(first.pending)
         for path in t.paths:
             t.out.extend(path.buf)  # type: ignore[arg-type]
+        if self.cfg.mode == "structured":  # merge: every path is cached on its row, at its own positions
+            sources = [(p.row, len(p.buf.ids)) for p in t.paths[1:]]  # type: ignore[union-attr]
+            self.backend.append_rows(t.row, sources)  # type: ignore[arg-type]
+            feed, pos = [], max(p.pos for p in t.paths)
+        else:  # lay the paths out causally: path 2… are read again after path 1
+            feed, pos = list(first.pending), first.pos
+            for path in t.paths[1:]:
+                feed += path.buf.ids  # type: ignore[union-attr]
         for path in t.paths[1:]:
-            feed += path.buf.ids  # type: ignore[union-attr]
             self.backend.free_row(path.row)  # type: ignore[arg-type]
-        summary = _Stream(t, "summary", first.block, row=t.row, pos=first.pos, detok=t.detok)
+        summary = _Stream(t, "summary", first.block, row=t.row, pos=pos, detok=t.detok)
         t.paths = []
         self.new.append(summary)
         inserted = [tags["</Parallel>"], *self.e.newline, tags["<Summary>"]]
@@ -458,8 +481,14 @@ class _Generation:
         t.finished = True
         if t.started:
             self.live -= 1
+        kept = t.paths
+        if self.cfg.mode == "structured" and truncated:
+            # an unclosed path must come last, or `build_structure` reads the paths after it as part of it
+            # (and scores them off-policy): closed paths first, then one unclosed path; the rest is dropped
+            kept = [p for p in t.paths if p.closing] + [p for p in t.paths if not p.closing][:1]
         for path in t.paths:
-            t.out.extend(path.buf)  # type: ignore[arg-type]
+            if path in kept:
+                t.out.extend(path.buf)  # type: ignore[arg-type]
             if path.row is not None and path.row != t.row:
                 self.backend.free_row(path.row)
             self._flush(t, path.detok, "path", path.block, path.path)

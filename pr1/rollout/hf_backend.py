@@ -88,7 +88,8 @@ class HFBackend:
     """The decoding backend of the rollout engine for a transformers model.
 
     The engine's whole view of a backend is this interface (a vLLM backend would implement the same):
-    `new_row`, `fork_row`, `free_row`, `length`, `forward(rows, tokens, positions)` and `release`.
+    `new_row`, `fork_row`, `free_row`, `length`, `append_rows`, `forward(rows, tokens, positions)` and
+    `release`.
     """
 
     def __init__(self, model: PreTrainedModel, *, compile: bool = False, prefill_tokens: int = 8192):
@@ -139,6 +140,17 @@ class HFBackend:
             self._len[r] = length
         return rows
 
+    def append_rows(self, dst: int, sources: Sequence[tuple[int, int]]) -> None:
+        """Append the last `n` cached tokens of each `(row, n)` in `sources`, in order, to row `dst`'s cache.
+        Keys are stored after rotary embedding, so each keeps the position it was computed at."""
+        self._reserve(self._len[dst] + sum(n for _, n in sources))
+        d = self._slot[dst]
+        for row, n in sources:
+            s, end, start = self._slot[row], self._len[row], self._len[dst]
+            for cache in (*self.keys, *self.values):
+                cache[d, :, start : start + n] = cache[s, :, end - n : end]
+            self._len[dst] = start + n
+
     def free_row(self, row: int) -> None:
         self._row_at[self._slot.pop(row)] = None
         del self._len[row]
@@ -158,6 +170,11 @@ class HFBackend:
         self.keys, self.values = new_k, new_v
         self._row_at += [None] * (slots - self.slots)
         self.slots, self.capacity = slots, capacity
+
+    def _reserve(self, need: int) -> None:
+        """Room for `need` tokens per slot."""
+        if need > self.capacity:
+            self._grow(self.slots, (max(need, self.capacity + self.capacity // 2) + 63) & ~63)
 
     def _resized(self, t: torch.Tensor, slots: int, capacity: int) -> torch.Tensor:
         # zeros, not empty: masked-out keys get weight 0, and 0 * NaN garbage would still be NaN
@@ -205,9 +222,7 @@ class HFBackend:
                 take += 1
             groups.append(multi[:take])
             multi = multi[take:]
-        need = max(self._len[rows[i]] + len(tokens[i]) for g in groups for i in g)
-        if need > self.capacity:
-            self._grow(self.slots, (max(need, self.capacity + self.capacity // 2) + 63) & ~63)
+        self._reserve(max(self._len[rows[i]] + len(tokens[i]) for g in groups for i in g))
         chunks, order = [], []
         start = 0
         for group in groups:

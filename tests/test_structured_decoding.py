@@ -1,0 +1,209 @@
+"""Structured mode of the rollout engine (parallel paths, merged KV cache) on tiny random models (CPU,
+float32): what it samples must be what a structured-mask forward pass (`pr1.structured.batch_inputs`,
+the scoring of the structured variant) assigns to the final sequence."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+from pr1.rl.config import resolve
+from pr1.rollout import ForcedSchedule, RolloutConfig, RolloutEngine, SampleContext
+from pr1.structured import batch_inputs, build_structure
+
+
+@pytest.fixture(scope="module")
+def sharp():
+    """Peaked next-token distributions, so that float noise between batch layouts never flips a sample."""
+    from pr1.models import tiny_model
+
+    model, tok = tiny_model("llama", seed=1)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(20)
+    return model, tok
+
+
+def engine(model_tok, **kw) -> RolloutEngine:
+    kw.setdefault("seed", 3)
+    kw.setdefault("mode", "structured")
+    return RolloutEngine(*model_tok, RolloutConfig(**kw))
+
+
+def schedule(eng: RolloutEngine, **kw) -> ForcedSchedule:
+    return ForcedSchedule.for_tokenizer(eng.tokenizer, eos=eng.eos_ids, **kw)
+
+
+def scored(model, eng: RolloutEngine, traj, structured: bool = True, temperature: float = 1.0) -> list[float]:
+    """Per completion token: its log-prob under one forward pass over prompt + completion with the inputs the
+    trainer builds (structured: path-window mask, multiverse positions)."""
+    seq, plen = traj.prompt_ids + traj.completion_ids, len(traj.prompt_ids)
+    inputs = batch_inputs([seq], [plen], eng.tag_ids, pad_id=0, structured=structured)
+    with torch.no_grad():
+        logits = model(**inputs).logits[0].float()
+    lp = torch.log_softmax(logits / temperature, -1)[plen - 1 : -1]
+    return lp.gather(1, torch.tensor(traj.completion_ids)[:, None])[:, 0].tolist()
+
+
+def gap(model, eng: RolloutEngine, traj, structured: bool = True) -> float:
+    """Max |sampling - scoring| log-prob over the sampled tokens."""
+    ref = scored(model, eng, traj, structured)
+    pairs = zip(traj.logprobs, ref, traj.inserted, strict=True)
+    return max((abs(a - b) for a, b, ins in pairs if not ins), default=0.0)
+
+
+def blocks(eng: RolloutEngine, traj) -> int:
+    return traj.completion_ids.count(eng.tags["<Parallel>"])
+
+
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_qwen3"])
+def test_logprobs_equal_a_structured_forward(fixture, request):
+    model_tok = request.getfixturevalue(fixture)
+    eng = engine(model_tok, max_tokens=90, num_paths=3, max_blocks=2)
+    proc = schedule(eng, fork_after=4, path_tokens=[3, 9, 6], summary_tokens=4)
+    (t,) = eng.generate(["Two roads diverged in a wood"], logits_processor=proc)
+    assert blocks(eng, t) == 2 and len(t.completion_ids) == 90
+    last_close = len(t.completion_ids) - 1 - t.completion_ids[::-1].index(eng.tags["</Summary>"])
+    assert len(t.completion_ids) - last_close > 10  # the main text went on after the merged blocks
+    assert gap(model_tok[0], eng, t) <= 1e-4  # every sampled token: paths, summaries, continuation
+    assert gap(model_tok[0], eng, t, structured=False) > 1e-2  # causal scoring would disagree
+
+
+def test_positions_fed_are_the_multiverse_positions(tiny):
+    """Every token fed to the model goes in at the position `build_structure` gives it."""
+    eng = engine(tiny, max_tokens=60, num_paths=2, max_blocks=2, max_path_tokens=4)
+    fed: Counter = Counter()
+    forward = eng.backend.forward
+
+    def recording(rows, tokens, positions):
+        for toks, posns in zip(tokens, positions, strict=True):
+            fed.update(zip(toks, posns, strict=True))
+        return forward(rows, tokens, positions)
+
+    eng.backend.forward = recording
+    # path 0 closes itself after 2 tokens, path 1 hits the 4-token cap (an inserted </Path>)
+    (t,) = eng.generate(
+        ["Go on"], logits_processor=schedule(eng, fork_after=3, path_tokens=[2, 50], summary_tokens=2)
+    )
+    seq = t.prompt_ids + t.completion_ids
+    st = build_structure(seq, eng.tag_ids, len(t.prompt_ids))
+    expected = Counter(zip(seq[:-1], st.position_ids[:-1], strict=True))  # the last token is never fed
+    for i, tok in enumerate(seq):  # a block's <Path> is fed once, before its paths fork
+        if tok == eng.tags["<Path>"] and st.path[i] > 0:
+            expected[tok, st.position_ids[i]] -= 1
+    assert expected == fed
+    assert blocks(eng, t) == 2
+
+
+def test_a_path_does_not_depend_on_its_siblings(tiny):
+    runs = {}
+    for bias in (False, True):
+        eng = engine(tiny, max_tokens=60, num_paths=3, max_blocks=1)
+        forced = schedule(eng, fork_after=3, path_tokens=[6, 4, 8], summary_tokens=3)
+
+        def processor(ctxs, logits, forced=forced, bias=bias):
+            logits = forced(ctxs, logits)
+            for i, c in enumerate(ctxs):
+                if bias and c.segment == "path" and c.path == 1:
+                    logits[i, 1000] += 50.0  # path 1 writes something else entirely
+            return logits
+
+        (t,) = eng.generate(["Two roads"], logits_processor=processor)
+        st = build_structure(t.completion_ids, eng.tag_ids)
+        runs[bias] = (
+            t,
+            {
+                p: [
+                    (tok, lp)
+                    for tok, lp, q in zip(t.completion_ids, t.logprobs, st.path, strict=True)
+                    if q == p
+                ]
+                for p in range(3)
+            },
+        )
+        assert gap(tiny[0], eng, t) <= 1e-4
+    (_, paths), (_, biased_paths) = runs[False], runs[True]
+    assert biased_paths[1] != paths[1]
+    for p in (0, 2):
+        assert [x for x, _ in biased_paths[p]] == [x for x, _ in paths[p]]
+        assert [y for _, y in biased_paths[p]] == pytest.approx([y for _, y in paths[p]], abs=1e-5)
+
+
+def test_batched_trajectories_fork_at_different_times(sharp):
+    """Trajectories of one batch open their blocks at different steps (paths of some decode beside the main
+    text of others); each is exact, and equals the same trajectory decoded alone (batch size 1)."""
+    kw = dict(max_tokens=70, num_paths=2, max_blocks=2, temperature=1.0)
+    eng = engine(sharp, batch_size=16, **kw)
+    forced = {k: schedule(eng, fork_after=2 + 5 * k, path_tokens=[3 + k, 7 - k], summary_tokens=2 + k)
+              for k in range(4)}  # fmt: skip
+
+    def processor(ctxs: list[SampleContext], logits: torch.Tensor) -> torch.Tensor:
+        for i, c in enumerate(ctxs):
+            logits[i : i + 1] = forced[c.trajectory % 4]([c], logits[i : i + 1])
+        return logits
+
+    prompts = ["Hi", "What is two plus two?", "A longer prompt " * 5, "Go"]
+    together = eng.generate(prompts, logits_processor=processor)
+    assert [blocks(eng, t) for t in together] == [2, 2, 2, 2]
+    starts = {t.completion_ids.index(eng.tags["<Parallel>"]) for t in together}
+    assert len(starts) == 4
+    for t in together:
+        assert gap(sharp[0], eng, t) <= 1e-4
+    queued = engine(sharp, batch_size=1, **kw).generate(prompts, logits_processor=processor)  # one at a time
+    for alone, t in zip(queued, together, strict=True):
+        assert alone.completion_ids == t.completion_ids
+        assert alone.logprobs == pytest.approx(t.logprobs, abs=1e-4)
+
+
+def test_limits_hold(tiny):
+    eng = engine(tiny, max_tokens=70, max_blocks=2)
+    for t in eng.generate(["Go"], n=2, logits_processor=schedule(eng, fork_after=2, path_tokens=2,
+                                                                  summary_tokens=2)):  # fmt: skip
+        assert blocks(eng, t) == 2 and t.truncated and len(t.completion_ids) == 70
+        assert gap(tiny[0], eng, t) <= 1e-4
+    (t,) = engine(tiny, max_tokens=20, max_blocks=0).generate(
+        ["Go"], logits_processor=schedule(eng, fork_after=0)
+    )
+    assert blocks(eng, t) == 0 and len(t.completion_ids) == 20
+    for budget in (1, 6, 7, 8, 12, 30):  # a budget spent inside a block stops the trajectory there
+        eng = engine(tiny, max_tokens=budget)
+        (t,) = eng.generate(["Go"], logits_processor=schedule(eng, fork_after=5, path_tokens=20))
+        assert len(t.completion_ids) == len(t.logprobs) == len(t.inserted) <= budget and t.truncated
+        assert t.completion_ids.count(eng.tags["<Path>"]) <= 1  # an unclosed path's sibling is dropped
+        assert gap(tiny[0], eng, t) <= 1e-4
+
+
+def test_path_cap_and_eos_in_a_path(tiny):
+    eng = engine(tiny, max_tokens=80, max_path_tokens=5, max_blocks=1)
+    tags, eos = eng.tags, min(eng.eos_ids)
+    forced = schedule(eng, fork_after=2, summary_tokens=2)
+
+    def processor(ctxs, logits):
+        logits = forced(ctxs, logits)
+        for i, c in enumerate(ctxs):
+            if c.segment == "path":
+                logits[i, tags["</Path>"]] = float("-inf")
+                if c.path == 1 and c.segment_tokens == 2:
+                    logits[i, eos] = 1e4  # EOS inside a path
+        return logits
+
+    (t,) = eng.generate(["Go"], logits_processor=processor)
+    st = build_structure(t.completion_ids, eng.tag_ids)
+    assert st.path.count(0) == 7 and st.path.count(1) == 4  # cap: <Path> + 5 + </Path>; EOS -> </Path>
+    assert eos not in t.completion_ids and t.completion_ids.count(tags["</Parallel>"]) == 1
+    assert gap(tiny[0], eng, t) <= 1e-4
+
+
+def test_fork_sampling_is_off_policy_for_structured_scoring(tiny):
+    """What the RL diagnostic `logprob_gap` shows: fork-mode samples scored the structured way disagree."""
+    eng = engine(tiny, mode="fork", max_tokens=60, max_blocks=1)
+    (t,) = eng.generate(["Go"], logits_processor=schedule(eng, fork_after=3, path_tokens=5, summary_tokens=4))
+    assert gap(tiny[0], eng, t, structured=True) > 1e-2
+    assert gap(tiny[0], eng, t, structured=False) > 1e-2  # fork reads path 2 after path 1: neither matches
+
+
+def test_rl_structured_variant_samples_in_structured_mode():
+    assert resolve({"model": "m", "variant": "structured"}).mode == "structured"
+    assert resolve({"model": "m", "variant": "structured", "mode": "fork"}).mode == "fork"
+    assert resolve({"model": "m"}).mode == "fork"
