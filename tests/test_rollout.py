@@ -362,3 +362,21 @@ def test_engine_on_cuda(tiny, dtype):
         )
         if dtype == torch.float32:
             assert t.logprobs == pytest.approx(expected_logprobs(model, t, eng.tags), abs=1e-3)
+
+
+def test_fork_when_the_row_fills_its_whole_cache_slot(tiny):
+    """Regression: forking a row whose length equals the slot capacity (a whole-slot slice) must copy."""
+    from pr1.rollout.hf_backend import HFBackend
+
+    model, _ = tiny
+    backend = HFBackend(model)
+    with torch.inference_mode():  # as the engine runs it
+        row = backend.new_row()
+        backend.forward([row], [list(range(10, 74))], [list(range(64))])
+        assert backend.length(row) == backend.capacity == 64
+        a, b = backend.fork_row(row, 2)
+    for cache in (*backend.keys, *backend.values):
+        src = cache[backend._slot[row], :, :64]
+        assert torch.equal(cache[backend._slot[a], :, :64], src) and torch.equal(
+            cache[backend._slot[b], :, :64], src
+        )

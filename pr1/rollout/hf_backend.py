@@ -135,7 +135,8 @@ class HFBackend:
             dst = torch.tensor([self._slot[r] for r in rows], device=self.device)
             s = self._slot[src]
             for cache in (*self.keys, *self.values):
-                cache[dst, :, :length] = cache[s, :, :length]
+                # a slice spanning the whole slot aliases `cache` itself: index_put refuses that without a copy
+                cache[dst, :, :length] = cache[s, :, :length].clone()
         for r in rows:
             self._len[r] = length
         return rows
