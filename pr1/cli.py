@@ -194,7 +194,10 @@ def rl(
         str | None, typer.Option(help="accuracy | tiered | parallel-accuracy | alternating | scaffold")
     ] = None,
     variant: Annotated[str | None, typer.Option(help="causal | structured (how traces are scored).")] = None,
-    mode: Annotated[str | None, typer.Option(help="fork | free (rollout sampling mode).")] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="fork | free | structured (default: structured for --variant structured)."),
+    ] = None,
     group: Annotated[int | None, typer.Option(help="Samples per prompt (default 8).")] = None,
     batch: Annotated[int | None, typer.Option(help="Prompts per RL step (default 16).")] = None,
     steps: Annotated[int | None, typer.Option(help="RL steps (generation rounds).")] = None,
@@ -272,7 +275,9 @@ def eval_(
     samples: Annotated[
         int | None, typer.Option(help="Samples per problem (default: 16 for AIME/AMC, 1 otherwise).")
     ] = None,
-    mode: Annotated[str, typer.Option(help="fork (fork/join runtime) | free (one causal stream).")] = "fork",
+    mode: Annotated[
+        str, typer.Option(help="fork | free (one causal stream) | structured (merged paths).")
+    ] = "fork",
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
     top_k: Annotated[int, typer.Option(help="Top-k sampling (0 = off).")] = 0,
