@@ -41,7 +41,7 @@ def scored(model, eng: RolloutEngine, traj, structured: bool = True, temperature
     seq, plen = traj.prompt_ids + traj.completion_ids, len(traj.prompt_ids)
     inputs = batch_inputs([seq], [plen], eng.tag_ids, pad_id=0, structured=structured)
     with torch.no_grad():
-        logits = model(**inputs).logits[0].float()
+        logits = model(**{k: v.to(model.device) for k, v in inputs.items()}).logits[0].float().cpu()
     lp = torch.log_softmax(logits / temperature, -1)[plen - 1 : -1]
     return lp.gather(1, torch.tensor(traj.completion_ids)[:, None])[:, 0].tolist()
 
@@ -239,3 +239,34 @@ def test_rl_logprob_gap_of_structured_training(tmp_path, mode, on_policy):
         assert stats.logprob_gap_max < 1e-4
     else:  # a random tiny model: small, but 1000x float noise (the embedded model: 2.0, docs/BENCHMARKS.md)
         assert stats.logprob_gap_max > 1e-3
+
+
+def test_append_rows_copies_in_order_and_grows_the_cache(tiny):
+    from pr1.rollout.hf_backend import HFBackend
+
+    backend = HFBackend(tiny[0])
+    with torch.inference_mode():
+        row = backend.new_row()
+        backend.forward([row], [list(range(10, 70))], [list(range(60))])
+        a, b, c = backend.fork_row(row, 3)
+        backend.forward([a, b, c], [[5, 6, 7], [8, 9, 10], [11, 12]], [[60, 61, 62]] * 2 + [[60, 61]])
+        assert backend.capacity == 64
+        expected = [torch.cat([k[backend._slot[r], :, s:e] for r, s, e in ((a, 0, 63), (b, 60, 63), (c, 60, 62))], 1)
+                    for k in (*backend.keys, *backend.values)]  # fmt: skip
+        backend.append_rows(a, [(b, 3), (c, 2)])
+    assert backend.length(a) == 68 and backend.capacity >= 68
+    for cache, exp in zip((*backend.keys, *backend.values), expected, strict=True):
+        assert torch.equal(cache[backend._slot[a], :, :68], exp)
+
+
+@pytest.mark.gpu
+def test_structured_mode_on_cuda(tiny):
+    import copy
+
+    model = copy.deepcopy(tiny[0]).to("cuda")
+    eng = engine((model, tiny[1]), max_tokens=60, num_paths=3, max_blocks=2)
+    trajs = eng.generate(["Go", "Two roads diverged"], n=2,
+                         logits_processor=schedule(eng, fork_after=4, path_tokens=[3, 7, 5], summary_tokens=3))  # fmt: skip
+    for t in trajs:
+        assert blocks(eng, t) == 2 and len(t.completion_ids) == 60
+        assert gap(model, eng, t) <= 1e-3  # TF32 matmuls may be on
