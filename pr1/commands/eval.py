@@ -138,19 +138,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, dict]:
 def _rollout_config(cfg: EvalConfig):  # noqa: ANN202
     from pr1.rollout import RolloutConfig
 
-    return RolloutConfig(
-        mode=cfg.mode,
-        num_paths=cfg.num_paths,
-        max_blocks=cfg.max_blocks,
-        max_path_tokens=cfg.max_path_tokens,
-        max_tokens=cfg.max_tokens,
-        max_prompt_tokens=cfg.max_prompt_tokens,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        top_k=cfg.top_k,
-        seed=cfg.seed,
-        batch_size=cfg.batch_size,
-    )
+    return RolloutConfig.from_settings(cfg)
 
 
 def _generation(cfg: EvalConfig) -> dict:

@@ -27,18 +27,7 @@ from pr1.rl.config import RLConfig
 def engine_config(cfg: RLConfig) -> Any:
     from pr1.rollout import RolloutConfig
 
-    return RolloutConfig(
-        mode=cfg.mode,
-        num_paths=cfg.num_paths,
-        max_blocks=cfg.max_blocks,
-        max_path_tokens=cfg.max_path_tokens,
-        max_tokens=cfg.max_tokens,
-        max_prompt_tokens=cfg.max_prompt_tokens,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        seed=cfg.seed,
-        mask_inserted=cfg.mask_inserted,
-    )
+    return RolloutConfig.from_settings(cfg)
 
 
 def prompt_groups(prompts: list[Any]) -> tuple[list[Any], int]:

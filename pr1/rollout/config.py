@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from pr1.errors import Pr1Error
 
@@ -26,6 +27,12 @@ class RolloutConfig:
     mask_inserted: bool = True  # False = reference behaviour: runtime-inserted tokens are trained on
     batch_size: int = 64  # trajectories decoded at once (their paths decode alongside)
     compile: bool = False  # torch.compile the model's forward (GPU)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> RolloutConfig:
+        """The rollout part of a job's config (an eval or RL config): every field of the same name."""
+        values = {f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+        return cls(**{**values, **overrides})
 
     def __post_init__(self) -> None:
         checks = {
