@@ -12,7 +12,9 @@ from pr1.errors import Pr1Error
 from pr1.runs import RUN_FILE, read_run_info
 
 
-def run_rl(options: dict[str, Any], out: Path | None, config_file: Path | None, resume: bool) -> None:
+def run_rl(
+    options: dict[str, Any], out: Path | None, config_file: Path | None, resume: bool, *, tui: bool = False
+) -> None:
     """`options`: the command-line settings (None where a flag was not given)."""
     from pr1.rl.backends import resolve_backend
     from pr1.rl.config import resolve
@@ -32,9 +34,10 @@ def run_rl(options: dict[str, Any], out: Path | None, config_file: Path | None, 
     cfg = resolve(options, preset=config_file, saved=saved)
     if resolve_backend(cfg.backend, cfg.variant) == "unsloth":
         import unsloth  # noqa: F401  (before transformers / trl / peft, so that its patches apply to them)
+    from pr1.commands.live import run_job
     from pr1.rl.trainer import train
 
-    summary = train(cfg, out, resume=resume)
+    summary = run_job(out, lambda: train(cfg, out, resume=resume), tui=tui)
     keys = ("steps", "reward_mean", "accuracy", "parallel_ratio", "format_valid_rate", "response_tokens_mean")
     table = Table(title=f"pr1 rl — {out} (last step)")
     for key in keys:
