@@ -342,6 +342,123 @@ def demo(
     run_demo_command(out, fast=fast, tui=tui, model=model, seed=seed)
 
 
+@app.command()
+def sft(
+    out: Annotated[Path, typer.Option(help="Run folder to write (see docs/RUN_FOLDER.md).")],
+    model: Annotated[
+        str | None, typer.Option(help="Base model: smollm2-135m, a local folder or a Hub id.")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="SFT rows (.jsonl: prompt + completion, problem + trace or problem + solution) or a name."
+        ),
+    ] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="causal | structured (path-window mask, multiverse positions).")
+    ] = None,
+    prompt_file: Annotated[
+        str | None, typer.Option(help="parallel | sequential | a template file (rows without a prompt).")
+    ] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank (default 64).")] = None,
+    lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha (default 2 x rank).")] = None,
+    quant: Annotated[
+        str | None, typer.Option(help="auto | 4bit | 8bit | none (auto: 4bit on CUDA, none on CPU).")
+    ] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs (default 5).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate, cosine schedule (default 1e-5).")
+    ] = None,
+    tag_lr: Annotated[
+        float | None, typer.Option(help="Learning rate of the six new tag rows (default: --lr).")
+    ] = None,
+    batch: Annotated[int | None, typer.Option(help="Sequences per optimizer step (default 128).")] = None,
+    micro_batch: Annotated[
+        int | None, typer.Option(help="Sequences per forward pass (default: 1 hf, 2 unsloth).")
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Drop rows whose prompt + trace exceed N tokens (default 4096).")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after N optimizer steps (0: all epochs).")
+    ] = None,
+    save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps (default 50).")] = None,
+    keep_checkpoints: Annotated[
+        int | None, typer.Option(help="Complete checkpoints kept (default 3, 0: all).")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="auto | unsloth | hf (auto: the fastest available).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    format_check: Annotated[
+        int | None,
+        typer.Option(help="Problems for the quick format check after training (default 8, 0: off)."),
+    ] = None,
+    format_check_base: Annotated[
+        bool | None, typer.Option(help="Also check the base model before training, to show the gain.")
+    ] = None,
+    format_check_data: Annotated[
+        str | None, typer.Option(help="Problems of the format check: a dataset name or file (default gsm8k).")
+    ] = None,
+    format_check_length: Annotated[
+        int | None, typer.Option(help="Max new tokens per format-check completion (default 1024).")
+    ] = None,
+    gradient_checkpointing: Annotated[
+        bool | None, typer.Option(help="Recompute activations to save memory (default on).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+    trust_remote_code: Annotated[
+        bool | None, typer.Option(help="Run code shipped with the model (off by default).")
+    ] = None,
+) -> None:
+    """Cold-start SFT: LoRA/QLoRA on parallel-thinking traces, prompt tokens masked (see docs/SFT.md)."""
+    from pr1.commands.sft import run_sft
+
+    options = {
+        "model": model,
+        "data": data,
+        "variant": variant,
+        "prompt_file": prompt_file,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "quant": quant,
+        "epochs": epochs,
+        "lr": lr,
+        "tag_lr": tag_lr,
+        "batch": batch,
+        "micro_batch": micro_batch,
+        "max_length": max_length,
+        "max_steps": max_steps,
+        "save_every": save_every,
+        "keep_checkpoints": keep_checkpoints,
+        "backend": backend,
+        "format_check": format_check,
+        "format_check_base": format_check_base,
+        "format_check_data": format_check_data,
+        "format_check_length": format_check_length,
+        "gradient_checkpointing": gradient_checkpointing,
+        "seed": seed,
+        "trust_remote_code": trust_remote_code,
+    }
+    run_sft(out, {k: v for k, v in options.items() if v is not None}, resume)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A `pr1 sft` or `pr1 rl` run folder.")],
+    out: Annotated[Path, typer.Option(help="Folder to write (must not exist, or be empty).")],
+    merge: Annotated[
+        bool, typer.Option(help="Merge the adapter into the base model: a full model folder without peft.")
+    ] = False,
+    dtype: Annotated[str, typer.Option(help="Merged weights: auto | float32 | bfloat16 | float16.")] = "auto",
+    trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped with the base model.")] = False,
+) -> None:
+    """Export a run's adapter, or with --merge a merged model (safetensors + tokenizer with the tags)."""
+    from pr1.commands.export import run_export
+
+    run_export(run_dir, out, merge, dtype, trust_remote_code)
+
+
 def main() -> None:
     try:
         app()
