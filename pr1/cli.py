@@ -147,45 +147,6 @@ def data_build(
 
 
 @app.command()
-def watch(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder (pr1 sft / rl / eval / data / demo).")],
-    interval: Annotated[float, typer.Option(help="Seconds between reads of the folder.")] = 1.0,
-) -> None:
-    """Live dashboard of a run folder: curves, rollouts as trees, events. Only reads, so it works over SSH."""
-    from pr1.commands.watch import run_watch_command
-
-    run_watch_command(run_dir, interval)
-
-
-@app.command()
-def chat(
-    model: Annotated[str, typer.Option(help="Model name, Hub id or folder.")] = "smollm2-135m",
-    adapter: Annotated[Path | None, typer.Option(help="A peft (LoRA) adapter folder to apply.")] = None,
-    mode: Annotated[str, typer.Option(help="fork | free | structured")] = "fork",
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
-    max_tokens: Annotated[int, typer.Option(help="Response budget (all paths included).")] = 3000,
-    paths: Annotated[int, typer.Option(help="Paths forked at each <Parallel> (fork mode).")] = 2,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed (default: random).")] = None,
-    prompt_file: Annotated[
-        str | None, typer.Option(help="parallel | sequential | a template file with {problem}.")
-    ] = None,
-    save: Annotated[
-        Path | None, typer.Option(help="Session file (ctrl+s appends to it); default pr1-chat-<time>.jsonl.")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="cuda | cpu (default: cuda when available).")] = None,
-    dtype: Annotated[str, typer.Option(help="auto | float32 | bfloat16 | float16.")] = "auto",
-    trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped with the model.")] = False,
-) -> None:
-    """Chat with a model and watch its parallel paths branch, grow side by side and fold into summaries."""
-    from pr1.commands.chat import run_chat_command
-    from pr1.tui.chat_backend import ChatSettings
-
-    settings = ChatSettings(temperature, top_p, max_tokens, paths, mode, seed)
-    run_chat_command(model, adapter, settings, prompt_file, save, device, dtype, trust_remote_code)
-
-
-@app.command()
 def rl(
     model: Annotated[str | None, typer.Option(help="Model name/path, or a `pr1 sft` run folder.")] = None,
     data: Annotated[str | None, typer.Option(help="Dataset name or file (problem + answer rows).")] = None,
@@ -231,6 +192,7 @@ def rl(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 0).")] = None,
+    tui: Annotated[bool, typer.Option("--tui", help="Show the run live in the dashboard.")] = False,
 ) -> None:
     """Train with GRPO: pr1's fork/join rollouts, the paper's rewards and stages (see docs/RL.md)."""
     from pr1.commands.rl import run_rl
@@ -259,87 +221,7 @@ def rl(
         "mask_inserted": mask_inserted,
         "seed": seed,
     }
-    run_rl(options, out, config, resume)
-
-
-@app.command(name="eval")
-def eval_(
-    benches: Annotated[
-        list[str],
-        typer.Argument(help="aime25 | aime24 | amc23 | math500 | gsm8k | a .jsonl file (several allowed)."),
-    ],
-    model: Annotated[str, typer.Option(help="Model name (smollm2-135m), local folder or Hub id.")],
-    adapter: Annotated[
-        str | None, typer.Option(help="A peft (LoRA) adapter folder, merged for decoding.")
-    ] = None,
-    samples: Annotated[
-        int | None, typer.Option(help="Samples per problem (default: 16 for AIME/AMC, 1 otherwise).")
-    ] = None,
-    mode: Annotated[
-        str, typer.Option(help="fork | free (one causal stream) | structured (merged paths).")
-    ] = "fork",
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
-    top_k: Annotated[int, typer.Option(help="Top-k sampling (0 = off).")] = 0,
-    max_tokens: Annotated[
-        int, typer.Option(help="Response budget, paths and inserted tags included.")
-    ] = 3000,
-    num_paths: Annotated[int, typer.Option(help="Paths forked at each <Parallel>.")] = 2,
-    max_blocks: Annotated[int, typer.Option(help="Blocks per response; then the text goes on unforked.")] = 4,
-    limit: Annotated[int | None, typer.Option(help="Only the first N problems of each benchmark.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Trajectories decoded at once.")] = 64,
-    backend: Annotated[str, typer.Option(help="Decoding backend: hf.")] = "hf",
-    prompt_file: Annotated[str | None, typer.Option(help="parallel | sequential | a template file.")] = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    out: Annotated[
-        Path | None, typer.Option(help="Run folder (default runs/eval-<model>-<mode>); rerun to resume.")
-    ] = None,
-    dtype: Annotated[str, typer.Option(help="auto | float32 | bfloat16 | float16.")] = "auto",
-) -> None:
-    """Evaluate on math benchmarks: mean@k, pass@k, maj@k and parallel-thinking behaviour (docs/EVAL.md)."""
-    from pr1.commands.eval import EvalConfig, run_eval
-
-    run_eval(
-        EvalConfig(
-            benches=benches,
-            model=model,
-            adapter=adapter,
-            samples=samples,
-            mode=mode,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            max_tokens=max_tokens,
-            num_paths=num_paths,
-            max_blocks=max_blocks,
-            limit=limit,
-            batch_size=batch_size,
-            backend=backend,
-            prompt_file=prompt_file,
-            seed=seed,
-            out=str(out) if out else None,
-            dtype=dtype,
-        )
-    )
-
-
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option(help="Run folder of the demo (resumes when it exists).")] = Path(
-        "runs/demo"
-    ),
-    fast: Annotated[bool, typer.Option("--fast", help="A 2-minute smoke version.")] = False,
-    tui: Annotated[bool, typer.Option("--tui", help="Show the demo live in the dashboard.")] = False,
-    model: Annotated[
-        str, typer.Option(help="Model to train (default: the embedded SmolLM2-135M).")
-    ] = "smollm2-135m",
-    seed: Annotated[int, typer.Option(help="Seed of the data, training and sampling.")] = 0,
-) -> None:
-    """The whole curriculum at toy scale, offline: synthetic cold-start data, SFT, GRPO with the alternating
-    reward, and evaluation before and after, into one run folder."""
-    from pr1.commands.demo import run_demo_command
-
-    run_demo_command(out, fast=fast, tui=tui, model=model, seed=seed)
+    run_rl(options, out, config, resume, tui=tui)
 
 
 @app.command()
@@ -410,6 +292,7 @@ def sft(
     trust_remote_code: Annotated[
         bool | None, typer.Option(help="Run code shipped with the model (off by default).")
     ] = None,
+    tui: Annotated[bool, typer.Option("--tui", help="Show the run live in the dashboard.")] = False,
 ) -> None:
     """Cold-start SFT: LoRA/QLoRA on parallel-thinking traces, prompt tokens masked (see docs/SFT.md)."""
     from pr1.commands.sft import run_sft
@@ -440,7 +323,7 @@ def sft(
         "seed": seed,
         "trust_remote_code": trust_remote_code,
     }
-    run_sft(out, {k: v for k, v in options.items() if v is not None}, resume)
+    run_sft(out, {k: v for k, v in options.items() if v is not None}, resume, tui=tui)
 
 
 @app.command()
@@ -457,6 +340,126 @@ def export(
     from pr1.commands.export import run_export
 
     run_export(run_dir, out, merge, dtype, trust_remote_code)
+
+
+@app.command()
+def watch(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (pr1 sft / rl / eval / data / demo).")],
+    interval: Annotated[float, typer.Option(help="Seconds between reads of the folder.")] = 1.0,
+) -> None:
+    """Live dashboard of a run folder: curves, rollouts as trees, events. Only reads, so it works over SSH."""
+    from pr1.commands.watch import run_watch_command
+
+    run_watch_command(run_dir, interval)
+
+
+@app.command()
+def chat(
+    model: Annotated[str, typer.Option(help="Model name, Hub id or folder.")] = "smollm2-135m",
+    adapter: Annotated[Path | None, typer.Option(help="A peft (LoRA) adapter folder to apply.")] = None,
+    mode: Annotated[str, typer.Option(help="fork | free | structured")] = "fork",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    max_tokens: Annotated[int, typer.Option(help="Response budget (all paths included).")] = 3000,
+    paths: Annotated[int, typer.Option(help="Paths forked at each <Parallel> (fork mode).")] = 2,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (default: random).")] = None,
+    prompt_file: Annotated[
+        str | None, typer.Option(help="parallel | sequential | a template file with {problem}.")
+    ] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Session file (ctrl+s appends to it); default pr1-chat-<time>.jsonl.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cuda | cpu (default: cuda when available).")] = None,
+    dtype: Annotated[str, typer.Option(help="auto | float32 | bfloat16 | float16.")] = "auto",
+    trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped with the model.")] = False,
+) -> None:
+    """Chat with a model and watch its parallel paths branch, grow side by side and fold into summaries."""
+    from pr1.commands.chat import run_chat_command
+    from pr1.tui.chat_backend import ChatSettings
+
+    settings = ChatSettings(temperature, top_p, max_tokens, paths, mode, seed)
+    run_chat_command(model, adapter, settings, prompt_file, save, device, dtype, trust_remote_code)
+
+
+@app.command(name="eval")
+def eval_(
+    benches: Annotated[
+        list[str],
+        typer.Argument(help="aime25 | aime24 | amc23 | math500 | gsm8k | a .jsonl file (several allowed)."),
+    ],
+    model: Annotated[str, typer.Option(help="Model name (smollm2-135m), local folder or Hub id.")],
+    adapter: Annotated[
+        str | None, typer.Option(help="A peft (LoRA) adapter folder, merged for decoding.")
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Samples per problem (default: 16 for AIME/AMC, 1 otherwise).")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="fork | free (one causal stream) | structured (merged paths).")
+    ] = "fork",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 1.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Top-k sampling (0 = off).")] = 0,
+    max_tokens: Annotated[
+        int, typer.Option(help="Response budget, paths and inserted tags included.")
+    ] = 3000,
+    num_paths: Annotated[int, typer.Option(help="Paths forked at each <Parallel>.")] = 2,
+    max_blocks: Annotated[int, typer.Option(help="Blocks per response; then the text goes on unforked.")] = 4,
+    limit: Annotated[int | None, typer.Option(help="Only the first N problems of each benchmark.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Trajectories decoded at once.")] = 64,
+    backend: Annotated[str, typer.Option(help="Decoding backend: hf.")] = "hf",
+    prompt_file: Annotated[str | None, typer.Option(help="parallel | sequential | a template file.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default runs/eval-<model>-<mode>); rerun to resume.")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="auto | float32 | bfloat16 | float16.")] = "auto",
+    tui: Annotated[bool, typer.Option("--tui", help="Show the evaluation live in the dashboard.")] = False,
+) -> None:
+    """Evaluate on math benchmarks: mean@k, pass@k, maj@k and parallel-thinking behaviour (docs/EVAL.md)."""
+    from pr1.commands.eval import EvalConfig, default_out, run_eval
+    from pr1.commands.live import run_job
+
+    cfg = EvalConfig(
+        benches=benches,
+        model=model,
+        adapter=adapter,
+        samples=samples,
+        mode=mode,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        max_tokens=max_tokens,
+        num_paths=num_paths,
+        max_blocks=max_blocks,
+        limit=limit,
+        batch_size=batch_size,
+        backend=backend,
+        prompt_file=prompt_file,
+        seed=seed,
+        out=str(out) if out else None,
+        dtype=dtype,
+    )
+    run_job(out or default_out(cfg), lambda: run_eval(cfg), tui=tui)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Run folder of the demo (resumes when it exists).")] = Path(
+        "runs/demo"
+    ),
+    fast: Annotated[bool, typer.Option("--fast", help="A 2-minute smoke version.")] = False,
+    tui: Annotated[bool, typer.Option("--tui", help="Show the demo live in the dashboard.")] = False,
+    model: Annotated[
+        str, typer.Option(help="Model to train (default: the embedded SmolLM2-135M).")
+    ] = "smollm2-135m",
+    seed: Annotated[int, typer.Option(help="Seed of the data, training and sampling.")] = 0,
+) -> None:
+    """The whole curriculum at toy scale, offline: synthetic cold-start data, SFT, GRPO with the alternating
+    reward, and evaluation before and after, into one run folder."""
+    from pr1.commands.demo import run_demo_command
+
+    run_demo_command(out, fast=fast, tui=tui, model=model, seed=seed)
 
 
 def main() -> None:

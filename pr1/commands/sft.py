@@ -13,7 +13,7 @@ from pr1.runs import RUN_FILE, read_run_info
 from pr1.sft.config import resolve_config
 
 
-def run_sft(out: Path, overrides: dict[str, Any], resume: bool) -> None:
+def run_sft(out: Path, overrides: dict[str, Any], resume: bool, *, tui: bool = False) -> None:
     stored = None
     if resume:
         if not (out / RUN_FILE).is_file():
@@ -24,10 +24,11 @@ def run_sft(out: Path, overrides: dict[str, Any], resume: bool) -> None:
         stored = info.get("config") or {}
     config = resolve_config(overrides, stored)
 
+    from pr1.commands.live import run_job
     from pr1.sft.train import train
 
     console = Console(stderr=True)
-    summary = train(config, out, resume=resume, console=console)
+    summary = run_job(out, lambda: train(config, out, resume=resume, console=console), tui=tui)
     checks = {
         name: summary[key]
         for name, key in (("base", "base_check"), ("sft", "format_check"))

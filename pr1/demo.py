@@ -1,0 +1,260 @@
+"""`pr1 demo`: the whole curriculum at toy scale, offline, on the embedded model, into one run folder.
+
+    RUN/data/      synthetic cold-start traces (pr1 data generate --teacher synthetic), SFT and RL sets,
+                   and held-out evaluation problems
+    RUN/eval-base/ evaluation of the untrained model           (pr1 eval)
+    RUN/sft/       cold-start SFT                              (pr1 sft)
+    RUN/eval-sft/  evaluation after SFT
+    RUN/rl/        GRPO with the alternating reward            (pr1 rl)
+    RUN/eval-rl/   evaluation after RL
+
+The demo's own run.json, metrics.jsonl (one row per evaluated stage) and events.jsonl sit in RUN/, so
+`pr1 watch RUN` shows its progress and `pr1 watch RUN/rl` the RL dashboard. Each stage is skipped when
+its folder is already complete, so an interrupted demo resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pr1.models import EMBEDDED_MODEL
+from pr1.runs import RUN_FILE, Run, read_run_info
+
+STAGES = ("base", "sft", "rl")
+
+
+@dataclass
+class DemoConfig:
+    model: str = EMBEDDED_MODEL
+    seed: int = 0
+    # data: synthetic problems and traces
+    sft_traces: int = 320
+    rl_problems: int = 32
+    eval_problems: int = 16
+    # SFT (LoRA on CPU; high rates so a few dozen steps teach the format)
+    sft_steps: int = 40
+    sft_batch: int = 4
+    sft_micro_batch: int = 4
+    sft_lr: float = 1e-3
+    tag_lr: float = 1e-2
+    sft_max_length: int = 512
+    lora_r: int = 16
+    # RL (GRPO, alternating reward: steps 9 and 10 use the tiered reward)
+    rl_steps: int = 10
+    rl_batch: int = 1
+    rl_group: int = 4
+    rl_lr: float = 2e-5
+    # rollouts (evaluation and RL)
+    max_tokens: int = 256
+    eval_samples: int = 1
+    temperature: float = 0.7
+
+
+FAST = DemoConfig(
+    sft_traces=24,
+    rl_problems=4,
+    eval_problems=4,
+    sft_steps=6,
+    sft_batch=4,
+    rl_steps=2,
+    rl_group=2,
+    max_tokens=64,
+)
+
+
+def run_demo(out: str | Path, config: DemoConfig, *, console: Console | None = None) -> dict[str, dict]:
+    """Run (or resume) the demo into `out`; return the evaluation figures of each stage."""
+    console = console or Console(stderr=True)
+    out = Path(out)
+    resume = (out / RUN_FILE).exists()
+    if resume and read_run_info(out).get("config") != asdict(config):
+        console.print(
+            f"[yellow]{out} holds a demo with other settings; finished stages are reused as they are"
+        )
+    run = Run.create(out, "demo", config, resume=resume)
+    run.update_info(total_steps=len(STAGES))
+    t0 = time.time()
+    try:
+        results = _stages(out, config, run, console)
+    except KeyboardInterrupt:
+        run.finish("interrupted")
+        raise
+    except BaseException as err:
+        run.finish("failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
+        raise
+    run.finish("finished", minutes=round((time.time() - t0) / 60, 2), **results)
+    _report(console, out, results, time.time() - t0)
+    return results
+
+
+def _stages(out: Path, cfg: DemoConfig, run: Run, console: Console) -> dict[str, dict]:
+    data = out / "data"
+    _stage(console, run, "data", lambda: _data(data, cfg, console))
+    results = {"base": _evaluate(out / "eval-base", cfg, None, run, 1, console)}
+    _stage(console, run, "sft", lambda: _sft(out / "sft", data, cfg, console), done=_finished(out / "sft"))
+    results["sft"] = _evaluate(out / "eval-sft", cfg, out / "sft" / "final", run, 2, console)
+    _stage(console, run, "rl", lambda: _rl(out / "rl", out / "sft", data, cfg), done=_finished(out / "rl"))
+    results["rl"] = _evaluate(out / "eval-rl", cfg, out / "rl" / "final", run, 3, console)
+    return results
+
+
+def _finished(folder: Path) -> bool:
+    return (folder / RUN_FILE).exists() and read_run_info(folder).get("status") == "finished"
+
+
+def _stage(console: Console, run: Run, name: str, fn: Any, *, done: bool = False) -> None:
+    if done:
+        console.print(f"[dim]{name}: already finished, reused")
+        return
+    console.rule(f"[bold]{name}")
+    run.event("stage", stage=name, status="start")
+    t = time.time()
+    fn()
+    run.event("stage", stage=name, status="end", seconds=round(time.time() - t, 1))
+
+
+def _data(data: Path, cfg: DemoConfig, console: Console) -> None:
+    """Synthetic cold-start traces for SFT; fresh synthetic problems for RL and for evaluation."""
+    from pr1.coldstart.build import build, write_jsonl_atomic
+    from pr1.coldstart.generate import GenerateConfig, generate
+    from pr1.coldstart.synthetic import synthetic_problems
+    from pr1.prompts import PARALLEL_TEMPLATE
+
+    traces = data / "coldstart.jsonl"
+    generate(
+        GenerateConfig(
+            teacher="synthetic", source="synthetic", out=traces, limit=cfg.sft_traces, seed=cfg.seed
+        ),
+        console=console,
+    )
+    build(traces, sft_out=data / "sft.jsonl", rl_out=None, template=PARALLEL_TEMPLATE)
+    for name, n, seed in (
+        ("rl_problems", cfg.rl_problems, cfg.seed + 1),
+        ("eval_problems", cfg.eval_problems, cfg.seed + 2),
+    ):
+        if not (data / f"{name}.jsonl").exists():
+            write_jsonl_atomic(data / f"{name}.jsonl", synthetic_problems(n, seed=seed))
+
+
+def _sft(folder: Path, data: Path, cfg: DemoConfig, console: Console) -> None:
+    from pr1.sft.config import Pr1SFTConfig
+    from pr1.sft.train import train
+
+    sft = Pr1SFTConfig(
+        model=cfg.model,
+        data=str(data / "sft.jsonl"),
+        lora_r=cfg.lora_r,
+        lr=cfg.sft_lr,
+        tag_lr=cfg.tag_lr,
+        batch=cfg.sft_batch,
+        micro_batch=cfg.sft_micro_batch,
+        max_steps=cfg.sft_steps,
+        max_length=cfg.sft_max_length,
+        gradient_checkpointing=False,  # recomputation costs more than the memory it saves at this size
+        save_every=max(cfg.sft_steps // 2, 1),
+        format_check=0,  # the demo evaluates every stage itself
+        seed=cfg.seed,
+    )
+    sft.validate()
+    train(sft, folder, resume=(folder / RUN_FILE).exists(), console=console)
+
+
+def _rl(folder: Path, sft: Path, data: Path, cfg: DemoConfig) -> None:
+    from pr1.rl.config import resolve
+    from pr1.rl.trainer import train
+
+    rl = resolve(
+        {
+            "model": str(sft),
+            "data": str(data / "rl_problems.jsonl"),
+            "reward": "alternating",
+            "steps": cfg.rl_steps,
+            "batch": cfg.rl_batch,
+            "group": cfg.rl_group,
+            "updates_per_step": 1,
+            "micro_batch": cfg.rl_batch * cfg.rl_group,
+            "lr": cfg.rl_lr,
+            "max_tokens": cfg.max_tokens,
+            "temperature": 1.0,
+            "save_every": max(cfg.rl_steps // 2, 1),
+            "log_rollouts": cfg.rl_batch * cfg.rl_group,
+            "backend": "hf",
+            "seed": cfg.seed,
+        }
+    )
+    train(rl, folder, resume=(folder / RUN_FILE).exists())
+
+
+def _evaluate(
+    folder: Path, cfg: DemoConfig, adapter: Path | None, run: Run, step: int, console: Console
+) -> dict:
+    """Evaluate one stage on the held-out problems (the `pr1 eval` metrics); resumes a partial folder."""
+    from pr1.commands.eval import EvalConfig, run_eval
+
+    stage = STAGES[step - 1]
+    console.rule(f"[bold]evaluate: {stage}")
+    data = folder.parent / "data" / "eval_problems.jsonl"
+    figures = run_eval(
+        EvalConfig(
+            benches=[str(data)],
+            model=cfg.model,
+            adapter=str(adapter) if adapter else None,
+            samples=cfg.eval_samples,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            seed=cfg.seed,
+            out=str(folder),
+        )
+    )
+    result = next(iter(figures.values()))
+    keys = ("parallel_ratio", "format_valid_rate", "blocks_mean", "response_tokens_mean", "no_answer_rate")
+    summary = {"accuracy": result["mean_at_k"], **{k: result.get(k) for k in keys}}
+    run.log_metrics(step, stage=stage, **summary)
+    _copy_rollouts(folder, run, step, stage)
+    return summary
+
+
+def _copy_rollouts(folder: Path, run: Run, step: int, stage: str) -> None:
+    """The stage's completions, also in the demo's own rollouts stream, so `pr1 watch RUN` browses them."""
+    from pr1.jsonl import iter_jsonl
+
+    src = folder / "rollouts.jsonl"
+    if src.exists():
+        run.log_rollouts(
+            step, [{**row, "step": step, "stage": stage} for _, row in iter_jsonl(src, skip_bad=True)]
+        )
+
+
+def _report(console: Console, out: Path, results: dict[str, dict], seconds: float) -> None:
+    table = Table(title=f"pr1 demo — {out} ({seconds / 60:.1f} min)")
+    table.add_column("stage")
+    for col in ("accuracy", "parallel ratio", "format valid", "blocks / response", "tokens / response"):
+        table.add_column(col, justify="right")
+    labels = {"base": "base model", "sft": "after SFT", "rl": "after RL"}
+    for stage, r in results.items():
+        table.add_row(
+            labels[stage],
+            f"{r['accuracy']:.1%}",
+            f"{r['parallel_ratio']:.1%}",
+            f"{r['format_valid_rate']:.1%}",
+            f"{r['blocks_mean']:.2f}",
+            f"{r['response_tokens_mean']:.0f}",
+        )
+    console.print(table)
+    base, sft = results["base"], results["sft"]
+    console.print(
+        f"SFT moved the parallel ratio {base['parallel_ratio']:.0%} → {sft['parallel_ratio']:.0%}; "
+        f"accuracy after RL: {results['rl']['accuracy']:.0%} (a 135M model on held-out synthetic problems)."
+    )
+    console.print(f"Open the dashboards:  pr1 watch {out}   ·   pr1 watch {out / 'rl'}")
+
+
+def fast_config(config: DemoConfig) -> DemoConfig:
+    """The 2-minute smoke version of a config (keeps its model and seed)."""
+    return replace(FAST, model=config.model, seed=config.seed)
