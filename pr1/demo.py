@@ -80,14 +80,8 @@ def run_demo(out: str | Path, config: DemoConfig, *, console: Console | None = N
     run = Run.create(out, "demo", config, resume=resume)
     run.update_info(total_steps=len(STAGES))
     t0 = time.time()
-    try:
+    with run.recording():
         results = _stages(out, config, run, console)
-    except KeyboardInterrupt:
-        run.finish("interrupted")
-        raise
-    except BaseException as err:
-        run.finish("failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
-        raise
     run.finish("finished", minutes=round((time.time() - t0) / 60, 2), **results)
     _report(console, out, results, time.time() - t0)
     return results

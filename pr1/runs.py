@@ -21,6 +21,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,19 @@ class Run:
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.path / CHECKPOINTS_DIR / f"step-{step:06d}"
+
+    @contextmanager
+    def recording(self) -> Iterator[Run]:
+        """Mark the run `interrupted` (Ctrl-C) or `failed` (with the error's first line) if the block raises;
+        the caller finishes it itself on success, with its summary."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.finish("interrupted")
+            raise
+        except BaseException as err:
+            self.finish("failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
+            raise
 
     def finish(self, status: str = "finished", **summary: Any) -> None:
         self.event("end", status=status, **summary)

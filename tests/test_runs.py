@@ -90,3 +90,19 @@ def test_redact_lists_and_dataclasses():
     assert redact(kept) == kept
     secret = {"hf_token": "a", "OPENAI_API_KEY": "b", "apikey": "c", "client_secret": "d"}
     assert set(redact(secret).values()) == {"<redacted>"}
+
+
+def test_recording_marks_interrupted_and_failed_runs(tmp_path):
+    run = Run.create(tmp_path / "a", "eval", {})
+    with pytest.raises(KeyboardInterrupt), run.recording():
+        raise KeyboardInterrupt
+    assert read_run_info(tmp_path / "a")["status"] == "interrupted"
+    run = Run.create(tmp_path / "b", "eval", {})
+    with pytest.raises(ValueError), run.recording():
+        raise ValueError("bad value\nmore detail")
+    info = read_run_info(tmp_path / "b")
+    assert info["status"] == "failed" and info["summary"] == {"error": "bad value"}
+    run = Run.create(tmp_path / "c", "eval", {})
+    with run.recording():
+        pass
+    assert read_run_info(tmp_path / "c")["status"] == "running"  # success is the caller's to record

@@ -107,7 +107,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, dict]:
     run = Run.create(out, "eval", asdict(cfg), resume=resume)
     run.update_info(generation=generation)
     console = Console()
-    try:
+    with run.recording():
         model, tokenizer = _load(cfg)
         from pr1.rollout import RolloutEngine
 
@@ -124,12 +124,6 @@ def run_eval(cfg: EvalConfig) -> dict[str, dict]:
             write_json_atomic(
                 out / SUMMARY_FILE, {"model": cfg.model, "adapter": cfg.adapter, "benchmarks": results}
             )
-    except KeyboardInterrupt:
-        run.finish("interrupted")
-        raise
-    except BaseException:
-        run.finish("failed")
-        raise
     run.finish("finished", benchmarks=list(benches))
     _print_table(console, results, [b for b in benches], out)
     return results

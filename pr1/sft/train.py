@@ -193,14 +193,8 @@ def train(
     if p.backend == "unsloth":
         backends.import_unsloth_first()
     run = Run.create(out, "sft", config, resume=resume)
-    try:
+    with run.recording():
         summary = _train(config, p, run, resume, console)
-    except KeyboardInterrupt:
-        run.finish("interrupted")
-        raise
-    except BaseException as err:
-        run.finish("failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
-        raise
     run.finish("finished", **summary)
     return summary
 
