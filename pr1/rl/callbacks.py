@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import TrainerCallback
 
 from pr1.runs import Run, mark_checkpoint_complete
+from pr1.score import SCORE_KEYS
 
 BASE_REWARDS = ("accuracy", "tiered", "parallel-accuracy")
 # TRL log key -> metrics.jsonl key; averaged over the updates of a step (lr: the last value)
@@ -101,22 +102,15 @@ def step_metrics(stats: RoundStats) -> dict[str, Any]:
     return row
 
 
+# what each logged rollout keeps: the trajectory, its reward phase, the `pr1 score` record, its lengths
 ROLLOUT_KEYS = (
     "id",
     "sample",
     "problem",
     "answer",
     "completion",
-    "reward",
     "phase",
-    "correct",
-    "pred",
-    "answer_source",
-    "format_valid",
-    "format_errors",
-    "n_blocks",
-    "paths_per_block",
-    "parallel",
+    *SCORE_KEYS,
     "tokens",
     "critical_path_tokens",
     "truncated",
