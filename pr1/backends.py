@@ -7,14 +7,21 @@ path-window mask and multiverse positions) runs on `hf`, and `auto` picks `hf` f
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from pr1.errors import Pr1Error
+from pr1.runs import RUN_FILE, read_run_info
 
 # The decoder's linear layers, as Unsloth's get_peft_model names them (the hf path passes peft "all-linear").
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def unsloth_available() -> bool:
@@ -47,3 +54,94 @@ def pick_backend(requested: str, variant: str) -> tuple[str, str]:
                 "or position ids, which the structured variant needs; use --backend hf (auto picks it)"
             )
     return requested, "asked for"
+
+
+@contextlib.contextmanager
+def generation_mode(model: Any, backend: str) -> Iterator[None]:
+    """Eval mode, no gradients (and Unsloth's inference kernels) while generating; the previous mode after."""
+    was_training = model.training
+    fast = None
+    if backend == "unsloth":
+        from unsloth import FastLanguageModel as fast
+
+        fast.for_inference(model)
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        if fast is not None and was_training:
+            fast.for_training(model)
+        model.train(was_training)
+
+
+def load_unsloth(name: str, *, max_seq_length: int, quant: str, trust_remote_code: bool) -> tuple[Any, Any]:
+    """Unsloth's FastLanguageModel for `name` (`quant`: 4bit, 8bit or none) and its tokenizer, with the tags."""
+    from unsloth import FastLanguageModel
+
+    from pr1.models import add_tag_tokens, ensure_chat_template, resolve_model_path
+
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=resolve_model_path(name),
+        max_seq_length=max_seq_length,
+        dtype=None,
+        load_in_4bit=quant == "4bit",
+        load_in_8bit=quant == "8bit",
+        full_finetuning=False,
+        trust_remote_code=trust_remote_code,
+    )
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # some models come with a processor
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    ensure_chat_template(tokenizer)
+    add_tag_tokens(model, tokenizer)
+    return model, tokenizer
+
+
+def unsloth_lora(
+    model: Any, *, r: int, alpha: float, dropout: float, seed: int, gradient_checkpointing: bool, **peft: Any
+) -> Any:
+    """Unsloth's LoRA on every linear layer of the decoder (`peft`: more LoraConfig settings)."""
+    from unsloth import FastLanguageModel
+
+    return FastLanguageModel.get_peft_model(
+        model,
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=LORA_TARGETS,
+        use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,
+        random_state=seed,
+        **peft,
+    )
+
+
+def run_folder_source(path: str) -> tuple[str, str | None] | None:
+    """For a `pr1 sft` / `pr1 rl` run folder: the model its `final/` holds, as (base model, adapter folder), or
+    (model folder, None) for a merged model. None when `path` is not a run folder."""
+    folder = Path(path).expanduser()
+    if not (folder / RUN_FILE).is_file():
+        return None
+    info = read_run_info(folder)
+    final = folder / "final"
+    if not final.is_dir():
+        raise Pr1Error(f"{path}: this {info.get('kind', '?')} run has no final/ model yet")
+    if (final / "config.json").is_file() and not (final / ADAPTER_CONFIG).is_file():
+        return str(final), None
+    if not (final / ADAPTER_CONFIG).is_file():
+        raise Pr1Error(f"{path}: final/ holds neither an adapter nor a model")
+    return run_base_model(folder, info, final), str(final)
+
+
+def run_base_model(folder: Path, info: dict, adapter: Path) -> str:
+    """The model the run's `adapter` goes on: the run config's `base_model` (or `model`), else the adapter's own
+    record. A run trained on top of another run (RL after SFT) names that run: the model it holds is followed."""
+    config = info.get("config") or {}
+    base = config.get("base_model") or config.get("model")
+    if not base and (adapter / ADAPTER_CONFIG).is_file():
+        record = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+        base = record.get("base_model_name_or_path")
+    if not base:
+        raise Pr1Error(f"{folder}/{RUN_FILE}: cannot tell the base model of this run (no config.model)")
+    source = run_folder_source(str(base))
+    return source[0] if source else str(base)

@@ -13,8 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pr1.backends import run_base_model
 from pr1.errors import Pr1Error
-from pr1.runs import RUN_FILE, latest_checkpoint, read_run_info
+from pr1.runs import latest_checkpoint, read_run_info
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 EXPORT_INFO = "pr1_export.json"
@@ -22,8 +23,7 @@ TRAINER_FILES = ("COMPLETE", "trainer_state.json")
 
 
 def adapter_source(run_dir: str | Path) -> tuple[str, Path]:
-    """(base model, adapter folder) of a run folder whose `final/` (or latest checkpoint) holds a peft adapter.
-    A run trained on top of another run (RL after SFT) names that run as its model: its base is followed."""
+    """(base model, adapter folder) of a run folder whose `final/` (or latest checkpoint) holds a peft adapter."""
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     adapter = run_dir / "final"
@@ -31,13 +31,7 @@ def adapter_source(run_dir: str | Path) -> tuple[str, Path]:
         adapter = latest_checkpoint(run_dir)
         if adapter is None or not (adapter / ADAPTER_FILES[0]).is_file():
             raise Pr1Error(f"{run_dir}: no adapter yet (neither final/ nor a complete checkpoint holds one)")
-    config = info.get("config") or {}
-    base = config.get("base_model") or config.get("model")
-    if not base:
-        raise Pr1Error(f"{run_dir}/{RUN_FILE}: the config names no base model")
-    if (Path(base).expanduser() / RUN_FILE).is_file():
-        base = adapter_source(Path(base).expanduser())[0]
-    return str(base), adapter
+    return run_base_model(run_dir, info, adapter), adapter
 
 
 def export(

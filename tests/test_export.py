@@ -68,6 +68,15 @@ def test_without_final_the_latest_checkpoint_is_exported(run, tmp_path):
     assert base == str(run["model"]) and adapter.name == "step-000002"
 
 
+def test_a_run_on_top_of_another_run_exports_onto_that_runs_base(run, tmp_path):
+    on_top = tmp_path / "rl"
+    shutil.copytree(run["out"], on_top)
+    info = json.loads((on_top / "run.json").read_text())
+    info["config"] = {"model": str(run["out"])}  # as `pr1 rl --model SFT_RUN` started from the SFT run
+    (on_top / "run.json").write_text(json.dumps(info))
+    assert adapter_source(on_top) == (str(run["model"]), on_top / "final")
+
+
 def test_cli_merge(run, tmp_path):
     res = CliRunner().invoke(app, ["export", str(run["out"]), "--merge", "--out", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
+from pr1.backends import unsloth_available
 from pr1.models import save_model, tiny_model
-from pr1.rl.backends import resolve_backend, unsloth_available
+from pr1.rl.backends import resolve_backend
 from pr1.rl.config import resolve
 from pr1.rl.trainer import train
 from pr1.runs import read_metrics, read_run_info

@@ -315,8 +315,9 @@ def test_periodic_evaluation_runs_pr1_eval_on_the_checkpoint(tmp_path, data, tem
 def test_rl_continues_the_adapter_of_an_sft_run(tmp_path, data, template):
     from sft_tiny import model_dir, tiny_config, write_sft_rows
 
+    from pr1.backends import run_folder_source
     from pr1.errors import Pr1Error
-    from pr1.rl.backends import load_policy, run_folder_source
+    from pr1.rl.backends import load_policy
     from pr1.sft.train import train as sft_train
 
     base = model_dir(tmp_path / "models", "llama")

@@ -64,7 +64,7 @@ def test_benchmark_runs_both_backends():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from sft import bench_sft
 
-    from pr1.sft.backends import unsloth_available
+    from pr1.backends import unsloth_available
 
     result = bench_sft(("hf", "unsloth"), steps=4)
     rows = {r["backend"]: r for r in result["results"]}

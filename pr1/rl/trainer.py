@@ -405,7 +405,8 @@ def train(
     replaces pr1's rollout engine (same contract as TRL's `rollout_func`, plus `tagged_text`)."""
     from accelerate import PartialState
 
-    from pr1.rl.backends import load_policy, resolve_backend, run_folder_source
+    from pr1.backends import run_folder_source
+    from pr1.rl.backends import load_policy, resolve_backend
     from pr1.rl.rollout import EngineRollout
     from pr1.runs import Run, latest_checkpoint, redact
 

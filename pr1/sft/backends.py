@@ -7,58 +7,25 @@
 
 Both train the six tag rows of the input and output embeddings through peft's `trainable_token_indices`
 (only those rows train and are saved in the adapter; for tied embeddings peft shares them with the LM head).
-The structured variant needs a 4D attention mask and position ids, which Unsloth's fused attention does not
-take: it runs on `hf`, and `auto` picks `hf` for it.
+The choice of backend (`auto`; the structured variant runs on `hf`) and Unsloth's loading are shared with
+`pr1 rl`: pr1/backends.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from pr1.backends import load_unsloth, unsloth_lora
 from pr1.errors import Pr1Error
 from pr1.sft.config import Pr1SFTConfig
 
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Micro-batch defaults for a 24 GB GPU at --max-length 4096 with a 4B model (docs/SFT.md): the hf path builds
 # the full [batch, length, vocab] logits for its loss, Unsloth's fused cross-entropy does not.
 DEFAULT_MICRO_BATCH = {"hf": 1, "unsloth": 2}
-
-
-def unsloth_available() -> bool:
-    return importlib.util.find_spec("unsloth") is not None
-
-
-def pick_backend(requested: str, variant: str) -> tuple[str, str]:
-    """(backend, why): `auto` is the fastest one available for the variant."""
-    cuda = torch.cuda.is_available()
-    if requested == "auto":
-        if not cuda:
-            return "hf", "no CUDA GPU"
-        if variant == "structured":
-            return (
-                "hf",
-                "the structured variant needs 4D attention masks, which Unsloth's kernels do not take",
-            )
-        if not unsloth_available():
-            return "hf", "Unsloth is not installed (pip install 'pr1[unsloth]')"
-        return "unsloth", "CUDA and Unsloth are available"
-    if requested == "unsloth":
-        if not cuda:
-            raise Pr1Error("--backend unsloth needs a CUDA GPU; use --backend hf (or auto) here")
-        if not unsloth_available():
-            raise Pr1Error("--backend unsloth: Unsloth is not installed (pip install 'pr1[unsloth]')")
-        if variant == "structured":
-            raise Pr1Error(
-                "--backend unsloth --variant structured: Unsloth's fused attention takes no 4D attention mask "
-                "or position ids, which the structured variant needs; use --backend hf (auto picks it)"
-            )
-    return requested, "asked for"
 
 
 def import_unsloth_first() -> None:
@@ -140,34 +107,21 @@ def _load_bnb(config: Pr1SFTConfig, quant: str) -> tuple[Any, Any]:
 
 
 def _load_unsloth(config: Pr1SFTConfig, quant: str) -> Loaded:
-    from unsloth import FastLanguageModel
-
-    from pr1.models import add_tag_tokens, ensure_chat_template, resolve_model_path
-
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=resolve_model_path(config.model),
+    model, tokenizer = load_unsloth(
+        config.model,
         max_seq_length=config.max_length,
-        dtype=None,
-        load_in_4bit=quant == "4bit",
-        load_in_8bit=quant == "8bit",
-        full_finetuning=False,
+        quant=quant,
         trust_remote_code=config.trust_remote_code,
     )
-    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # some models come with a processor
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    ensure_chat_template(tokenizer)
-    add_tag_tokens(model, tokenizer)
     # Unsloth hands `trainable_token_indices` through to peft's LoraConfig; the tag rows are initialised
     # (piece means), so Unsloth's untrained-token check leaves them alone.
-    model = FastLanguageModel.get_peft_model(
+    model = unsloth_lora(
         model,
         r=config.lora_r,
-        lora_alpha=config.alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=LORA_TARGETS,
-        use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
-        random_state=config.seed,
+        alpha=config.alpha,
+        dropout=config.lora_dropout,
+        seed=config.seed,
+        gradient_checkpointing=config.gradient_checkpointing,
         trainable_token_indices=tag_rows(model, tokenizer),
     )
     return Loaded(model, tokenizer, None)
@@ -198,22 +152,3 @@ def lora_config(model: Any, tokenizer: Any, config: Pr1SFTConfig) -> Any:
         trainable_token_indices=tag_rows(model, tokenizer),
         task_type="CAUSAL_LM",
     )
-
-
-@contextlib.contextmanager
-def generation_mode(model: Any, backend: str) -> Iterator[None]:
-    """Eval mode, no gradients (and Unsloth's inference kernels) while generating; the previous mode after."""
-    was_training = model.training
-    fast = None
-    if backend == "unsloth":
-        from unsloth import FastLanguageModel as fast
-
-        fast.for_inference(model)
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        if fast is not None and was_training:
-            fast.for_training(model)
-        model.train(was_training)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from pr1.backends import generation_mode, pick_backend
 from pr1.errors import Pr1Error
 from pr1.runs import CHECKPOINTS_DIR, Run, latest_checkpoint, mark_checkpoint_complete
 from pr1.sft import backends
@@ -168,7 +169,7 @@ def plan(config: Pr1SFTConfig, console: Console) -> Plan:
     from pr1.prompts import load_template
 
     config.validate()
-    backend, why = backends.pick_backend(config.backend, config.variant)
+    backend, why = pick_backend(config.backend, config.variant)
     quant = backends.resolve_quant(config.quant, backend)
     micro = config.micro_batch or min(backends.DEFAULT_MICRO_BATCH[backend], config.batch)
     if config.batch % micro:
@@ -216,7 +217,7 @@ def _train(config: Pr1SFTConfig, p: Plan, run: Run, resume: bool, console: Conso
 
     summary: dict[str, Any] = {}
     if config.format_check_base and p.problems and not resume:
-        with backends.generation_mode(model, p.backend):
+        with generation_mode(model, p.backend):
             base, base_rows = format_check(
                 model, tokenizer, p.problems, template=p.template, max_new_tokens=config.format_check_length
             )
@@ -285,7 +286,7 @@ def _train(config: Pr1SFTConfig, p: Plan, run: Run, resume: bool, console: Conso
     console.print(f"adapter saved in {final}")
 
     if p.problems:
-        with backends.generation_mode(trainer.model, p.backend):
+        with generation_mode(trainer.model, p.backend):
             check, check_rows = format_check(
                 trainer.model,
                 tokenizer,
