@@ -149,7 +149,7 @@ class Run:
             self.finish("interrupted")
             raise
         except BaseException as err:
-            self.finish("failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
+            self.finish("failed", error=(str(err).strip().splitlines() or [type(err).__name__])[0])
             raise
 
     def finish(self, status: str = "finished", **summary: Any) -> None:

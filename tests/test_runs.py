@@ -102,6 +102,10 @@ def test_recording_marks_interrupted_and_failed_runs(tmp_path):
         raise ValueError("bad value\nmore detail")
     info = read_run_info(tmp_path / "b")
     assert info["status"] == "failed" and info["summary"] == {"error": "bad value"}
+    run = Run.create(tmp_path / "d", "eval", {})
+    with pytest.raises(RuntimeError), run.recording():
+        raise RuntimeError("\n  ")
+    assert read_run_info(tmp_path / "d")["summary"] == {"error": "RuntimeError"}  # never an empty error
     run = Run.create(tmp_path / "c", "eval", {})
     with run.recording():
         pass

@@ -423,8 +423,7 @@ def train(
             where = f"checkpoint {checkpoint.name}" if checkpoint else "step 1 (no complete checkpoint yet)"
             run.event("notice", message=f"resuming from {where}; rows of later steps are written again")
     recorder = StepRecorder()
-    callback = None
-    try:
+    with run.recording() if run is not None else contextlib.nullcontext():  # other processes keep no Run
         policy = load_policy(cfg, backend)
         callback = RunCallback(
             run,
@@ -435,17 +434,20 @@ def train(
             eval_every=cfg.eval_every,
             evaluate=make_evaluate(cfg, policy.base_model, out),
         )
-        trainer = build_trainer(
-            cfg,
-            policy,
-            dataset,
-            backend=backend,
-            output_dir=out / "checkpoints",
-            callbacks=[callback],
-            recorder=recorder,
-            rollout_func=rollout_func or EngineRollout(cfg, policy.tokenizer, backend),
-        )
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        try:
+            trainer = build_trainer(
+                cfg,
+                policy,
+                dataset,
+                backend=backend,
+                output_dir=out / "checkpoints",
+                callbacks=[callback],
+                recorder=recorder,
+                rollout_func=rollout_func or EngineRollout(cfg, policy.tokenizer, backend),
+            )
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        finally:
+            callback.close()
         if run is not None:  # written aside and renamed: `final/` is always a complete save
             partial = out / ".final.partial"
             shutil.rmtree(partial, ignore_errors=True)
@@ -453,17 +455,6 @@ def train(
             shutil.rmtree(out / "final", ignore_errors=True)
             partial.rename(out / "final")
             run.event("final", step=cfg.steps, path=str(out / "final"))
-    except KeyboardInterrupt:
-        if run is not None:
-            run.finish("interrupted")
-        raise
-    except BaseException as err:
-        if run is not None:
-            run.finish("failed", error=str(err).strip().split("\n")[0] or type(err).__name__)
-        raise
-    finally:
-        if callback is not None:
-            callback.close()
     if run is None:
         return {}
     summary = _summary(out)
