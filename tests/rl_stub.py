@@ -1,6 +1,7 @@
 """A scripted rollout function for the `pr1 rl` trainer tests: completions are given texts (tags written as
 the special tokens), `<Path>` tokens are marked as runtime-inserted, and the "sampling" log-probs are the
-current policy's plain causal log-probs of those tokens. So the tests control rewards and masks exactly."""
+current policy's plain causal log-probs of those tokens. So the tests control rewards and masks exactly.
+`spy_rewards` records what the trainer hands its reward function."""
 
 from __future__ import annotations
 
@@ -51,3 +52,17 @@ class StubRollout:
                 }
             )
         return out
+
+
+def spy_rewards(trainer) -> list[dict]:
+    """The keyword arguments of each call to the trainer's reward function, from now on."""
+    calls = []
+    original = trainer.reward_funcs[0]
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return original(**kwargs)
+
+    spy.__name__ = original.__name__
+    trainer.reward_funcs[0] = spy
+    return calls

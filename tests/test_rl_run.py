@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from rl_stub import spy_rewards
 
 from pr1.models import EMBEDDED_MODEL, save_model, tiny_model
 from pr1.rl.backends import Policy, lora_config
@@ -59,15 +60,7 @@ def test_forked_rollouts_reach_trl_with_inserted_tokens_masked(tmp_path, problem
         rollout_func=rollout,
     )
     trainer.model.train()
-    calls = []
-    original = trainer.reward_funcs[0]
-
-    def spy(**kwargs):
-        calls.append(kwargs)
-        return original(**kwargs)
-
-    spy.__name__ = original.__name__
-    trainer.reward_funcs[0] = spy
+    calls = spy_rewards(trainer)
     rollout.engine = RolloutEngine(trainer.accelerator.unwrap_model(trainer.model), tok, rollout.config)
     trajectories = []
     generate = rollout.engine.generate

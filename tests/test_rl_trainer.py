@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from rl_stub import StubRollout
+from rl_stub import StubRollout, spy_rewards
 
 from pr1.models import save_model, tiny_model
 from pr1.rl.backends import Policy, lora_config
@@ -41,6 +41,22 @@ def data(tmp_path, template):
     return f
 
 
+@pytest.fixture
+def saved(tmp_path, data, template):
+    """A tiny llama saved to disk, its tokenizer, and the settings of a one-problem-a-step LoRA run on it."""
+    model, tok = tiny_model("llama")
+    save_model(model, tok, tmp_path / "tiny")
+    settings = {
+        "model": str(tmp_path / "tiny"),
+        "data": str(data),
+        "prompt_file": template,
+        "batch": 1,
+        "group": 2,
+        "lora_r": 4,
+    }
+    return tok, settings
+
+
 def make_trainer(tmp_path, data, texts, **settings):
     model, tok = tiny_model("llama")
     cfg = resolve(
@@ -63,19 +79,6 @@ def make_trainer(tmp_path, data, texts, **settings):
     )
     trainer.model.train()
     return trainer, rollout
-
-
-def spy_rewards(trainer):
-    calls = []
-    original = trainer.reward_funcs[0]
-
-    def spy(**kwargs):
-        calls.append(kwargs)
-        return original(**kwargs)
-
-    spy.__name__ = original.__name__
-    trainer.reward_funcs[0] = spy
-    return calls
 
 
 def generation_batch(trainer):
@@ -184,24 +187,10 @@ def test_logprob_gap_between_sampling_and_training(tmp_path, data, variant, gap)
 
 
 @pytest.mark.slow
-def test_twenty_steps_switch_phase_at_9_10_19_20(tmp_path, data, template):
-    model, tok = tiny_model("llama")
-    save_model(model, tok, tmp_path / "tiny")
+def test_twenty_steps_switch_phase_at_9_10_19_20(tmp_path, saved):
+    tok, settings = saved
     out = tmp_path / "run"
-    cfg = resolve(
-        {
-            "model": str(tmp_path / "tiny"),
-            "data": str(data),
-            "prompt_file": template,
-            "reward": "alternating",
-            "batch": 1,
-            "group": 2,
-            "steps": 20,
-            "lora_r": 4,
-            "save_every": 10,
-            "log_rollouts": 2,
-        }
-    )
+    cfg = resolve({**settings, "reward": "alternating", "steps": 20, "save_every": 10, "log_rollouts": 2})
     rollout = StubRollout(tok, [PAR_OK, SEQ_OK])
     summary = train(cfg, out, rollout_func=rollout)
     rows = read_metrics(out)
@@ -242,21 +231,30 @@ def test_twenty_steps_switch_phase_at_9_10_19_20(tmp_path, data, template):
     )
 
 
+def test_a_run_that_raises_is_marked_failed(tmp_path, saved):
+    _, settings = saved
+
+    def broken(prompts, trainer):
+        raise ValueError("the rollout broke\nat its first call")
+
+    out = tmp_path / "run"
+    with pytest.raises(ValueError):
+        train(resolve({**settings, "steps": 2, "save_every": 0}), out, rollout_func=broken)
+    info = read_run_info(out)
+    assert info["status"] == "failed" and info["summary"] == {"error": "the rollout broke"}
+    end = json.loads((out / "events.jsonl").read_text().splitlines()[-1])
+    assert end["event"] == "end" and end["status"] == "failed" and not (out / "final").exists()
+
+
 @pytest.mark.slow
-def test_resume_continues_at_the_same_step_and_phase(tmp_path, data, template):
-    model, tok = tiny_model("llama")
-    save_model(model, tok, tmp_path / "tiny")
+def test_resume_continues_at_the_same_step_and_phase(tmp_path, saved):
+    tok, settings = saved
     settings = {
-        "model": str(tmp_path / "tiny"),
-        "data": str(data),
-        "prompt_file": template,
+        **settings,
         "reward": "alternating",
         "window": 2,
         "accuracy_steps": 1,  # the phase flips every step
-        "batch": 1,
-        "group": 2,
         "steps": 4,
-        "lora_r": 4,
         "save_every": 2,
     }
     whole = StubRollout(tok, [PAR_OK, SEQ_WRONG])
@@ -281,17 +279,11 @@ def test_resume_continues_at_the_same_step_and_phase(tmp_path, data, template):
     assert events.count("resume") == 1 and read_run_info(tmp_path / "resumed")["status"] == "finished"
 
 
-def test_periodic_evaluation_runs_pr1_eval_on_the_checkpoint(tmp_path, data, template):
-    model, tok = tiny_model("llama")
-    save_model(model, tok, tmp_path / "tiny")
+def test_periodic_evaluation_runs_pr1_eval_on_the_checkpoint(tmp_path, data, saved):
+    tok, settings = saved
     settings = {
-        "model": str(tmp_path / "tiny"),
-        "data": str(data),
-        "prompt_file": template,
-        "batch": 1,
-        "group": 2,
+        **settings,
         "steps": 2,
-        "lora_r": 4,
         "save_every": 0,
         "max_tokens": 8,
         "eval_every": 2,
