@@ -164,6 +164,23 @@ class _Draw:
 # -------------------------------------------------------------------------------------------- families
 
 
+def _difference(
+    quantity: str, left: int, shown: str, subtraction: tuple[str, str], check: tuple[str, str], *others: Route
+) -> Stage:
+    """The stage of what is left after a subtraction: the subtraction and `others` compute it, `check` adds it
+    back. `subtraction` and `check` are (label, the one step)."""
+    return Stage(
+        quantity,
+        left,
+        shown,
+        [
+            Route(subtraction[0], [subtraction[1]], left),
+            *others,
+            Route(check[0], [check[1]], left, check=True),
+        ],
+    )
+
+
 def _shopping(d: _Draw) -> Problem:
     name, he, his = d.person()
     (s1, p1, (lo1, hi1)), (s2, p2, (lo2, hi2)) = d.rng.sample(GOODS, 2)
@@ -239,33 +256,23 @@ def _shopping(d: _Draw) -> Problem:
         ch = bill - total
         r1 = bill - ap
         stages.append(
-            Stage(
+            _difference(
                 "the change",
                 ch,
                 money(ch),
-                [
-                    Route(
-                        "subtracting the total from the bill",
-                        [f"{money(bill)} − {money(total)} = {money(ch)}."],
-                        ch,
-                    ),
-                    Route(
-                        f"taking each purchase out of the {money(bill)} in turn",
-                        [
-                            f"After the {p1}: {money(bill)} − {a} × {money(p)} = {money(bill)} − {money(ap)} = {money(r1)}.",
-                            f"After the {p2}: {money(r1)} − {b} × {money(q)} = {money(r1)} − {money(bq)} = {money(r1 - bq)}.",
-                        ],
-                        r1 - bq,
-                    ),
-                    Route(
-                        "adding the change back to the cost",
-                        [
-                            f"{money(ch)} + {money(total)} = {money(bill)}, exactly the bill, so the change is right."
-                        ],
-                        ch,
-                        check=True,
-                    ),
-                ],
+                ("subtracting the total from the bill", f"{money(bill)} − {money(total)} = {money(ch)}."),
+                (
+                    "adding the change back to the cost",
+                    f"{money(ch)} + {money(total)} = {money(bill)}, exactly the bill, so the change is right.",
+                ),
+                Route(
+                    f"taking each purchase out of the {money(bill)} in turn",
+                    [
+                        f"After the {p1}: {money(bill)} − {a} × {money(p)} = {money(bill)} − {money(ap)} = {money(r1)}.",
+                        f"After the {p2}: {money(r1)} − {b} × {money(q)} = {money(r1)} − {money(bq)} = {money(r1 - bq)}.",
+                    ],
+                    r1 - bq,
+                ),
             )
         )
         opening.append(
@@ -330,21 +337,15 @@ def _wages(d: _Draw) -> Problem:
         thing = d.one(SPENDS)
         text += f" Each week {he} spends {money(spend)} on {thing}. How much of {his} weekly pay is left?"
         stages.append(
-            Stage(
+            _difference(
                 "the amount left",
                 keep,
                 money(keep),
-                [
-                    Route(
-                        "subtracting the spending", [f"{money(week)} − {money(spend)} = {money(keep)}."], keep
-                    ),
-                    Route(
-                        "adding the spending back",
-                        [f"{money(keep)} + {money(spend)} = {money(week)}, the full weekly pay."],
-                        keep,
-                        check=True,
-                    ),
-                ],
+                ("subtracting the spending", f"{money(week)} − {money(spend)} = {money(keep)}."),
+                (
+                    "adding the spending back",
+                    f"{money(keep)} + {money(spend)} = {money(week)}, the full weekly pay.",
+                ),
             )
         )
         return Problem(
@@ -444,27 +445,20 @@ def _travel(d: _Draw) -> Problem:
         text += f" The whole journey to {end} is {trip} {u}. How many {u} are still to go?"
         r1 = trip - v1 * t1
         stages.append(
-            Stage(
+            _difference(
                 "the distance left",
                 left,
                 f"{left} {u}",
-                [
-                    Route("subtracting the distance covered", [f"{trip} − {dist} = {left} {u}."], left),
-                    Route(
-                        "subtracting one leg at a time",
-                        [
-                            f"After the first leg: {trip} − {v1 * t1} = {r1} {u}.",
-                            f"After the second: {r1} − {v2 * t2} = {r1 - v2 * t2} {u}.",
-                        ],
-                        r1 - v2 * t2,
-                    ),
-                    Route(
-                        "adding it back",
-                        [f"{dist} + {left} = {trip} {u}, the whole journey."],
-                        left,
-                        check=True,
-                    ),
-                ],
+                ("subtracting the distance covered", f"{trip} − {dist} = {left} {u}."),
+                ("adding it back", f"{dist} + {left} = {trip} {u}, the whole journey."),
+                Route(
+                    "subtracting one leg at a time",
+                    [
+                        f"After the first leg: {trip} − {v1 * t1} = {r1} {u}.",
+                        f"After the second: {r1} − {v2 * t2} = {r1 - v2 * t2} {u}.",
+                    ],
+                    r1 - v2 * t2,
+                ),
             )
         )
         return Problem(
@@ -595,19 +589,12 @@ def _recipe(d: _Draw) -> Problem:
         more = need - has
         text += f" {cap(he)} already has {has} {unit}. How many more {unit} of {ing} does {he} need?"
         stages.append(
-            Stage(
+            _difference(
                 "the amount still missing",
                 more,
                 f"{more} {unit}",
-                [
-                    Route("subtracting", [f"{need} − {has} = {more} {unit}."], more),
-                    Route(
-                        "counting up",
-                        [f"{has} + {more} = {need}, so {more} {unit} are missing."],
-                        more,
-                        check=True,
-                    ),
-                ],
+                ("subtracting", f"{need} − {has} = {more} {unit}."),
+                ("counting up", f"{has} + {more} = {need}, so {more} {unit} are missing."),
             )
         )
         return Problem(
