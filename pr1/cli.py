@@ -462,6 +462,61 @@ def demo(
     run_demo_command(out, fast=fast, tui=tui, model=model, seed=seed)
 
 
+@app.command()
+def bench(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Benchmarks to run: rollout, structured, sft, grpo (default: all).", show_default=False
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for bench.jsonl and BENCH.md (reruns reuse it).")] = Path(
+        "runs/bench"
+    ),
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model: a name or folder, or qwen3-0.6b / qwen3-1.7b / qwen3-4b for random weights of that "
+            "architecture (default: the embedded model on CPU, qwen3-0.6b on CUDA)."
+        ),
+    ] = None,
+    backends: Annotated[
+        str, typer.Option(help="Training backends for sft and grpo, comma-separated.")
+    ] = "hf,unsloth",
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke-test sizes, not figures to publish.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Measure again what --out already holds.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=VALUE: change a benchmark setting (e.g. mode=free, paths=4, max_tokens=512); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Rollout throughput, structured-decoding speedup, and SFT and GRPO step time and memory per backend,
+    as tables (BENCH.md) and figures (bench.jsonl)."""
+    from pr1.bench.suite import BENCHMARKS, BenchConfig
+    from pr1.commands.bench import run_bench_command
+
+    config = BenchConfig(
+        names=tuple(names or BENCHMARKS),
+        model=model,
+        backends=tuple(b.strip() for b in backends.split(",") if b.strip()),
+        quick=quick,
+        force=force,
+        overrides=dict(_key_value(item) for item in set_ or []),
+    )
+    run_bench_command(config, out)
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise Pr1Error(f"--set {item!r}: expected KEY=VALUE")
+    return key.strip(), value.strip()
+
+
 def main() -> None:
     try:
         app()

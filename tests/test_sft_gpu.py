@@ -1,4 +1,4 @@
-"""`pr1 sft` on a CUDA GPU: the Unsloth backend and hf QLoRA train the tag rows, and the benchmark compares them.
+"""`pr1 sft` on a CUDA GPU: the Unsloth backend and hf QLoRA train the tag rows.
 Skipped without CUDA (and without Unsloth / bitsandbytes where they are needed)."""
 
 import pytest
@@ -55,20 +55,3 @@ def test_hf_backend_trains_the_tag_rows(tmp_path, quant):
     train(_config(write_sft_rows(tmp_path / "d.jsonl"), "hf", quant=quant), out)
     changed, tags = _changed_rows(out)
     assert changed == tags
-
-
-def test_benchmark_runs_both_backends():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from sft import bench_sft
-
-    from pr1.backends import unsloth_available
-
-    result = bench_sft(("hf", "unsloth"), steps=4)
-    rows = {r["backend"]: r for r in result["results"]}
-    assert rows["hf"].get("tokens_per_s", 0) > 0 and rows["hf"]["quant"] == "4bit", rows["hf"]
-    if unsloth_available():
-        assert rows["unsloth"].get("tokens_per_s", 0) > 0, rows["unsloth"]
-        assert set(result["unsloth_vs_hf"]) == {"tokens_per_s", "peak_memory"}

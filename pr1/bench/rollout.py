@@ -1,4 +1,5 @@
-"""Throughput of the rollout engine against plain `model.generate` (the figures in docs/BENCHMARKS.md).
+"""`pr1 bench rollout` and `pr1 bench structured`: the rollout engine's throughput against plain
+`model.generate`, and structured mode's latency against one causal stream (figures in docs/BENCHMARKS.md).
 
 Every run produces a fixed number of tokens per trajectory: EOS is suppressed, and in fork mode a
 `ForcedSchedule` opens a block after `fork_after` main tokens with paths of `path_tokens` tokens and a
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from pr1.bench.report import Report, num
 from pr1.prompts import build_messages
 from pr1.rollout.config import RolloutConfig
 from pr1.rollout.engine import RolloutEngine
@@ -40,6 +42,7 @@ class BenchResult:
     trajectories: int
     tokens: int  # sampled tokens
     seconds: float
+    peak_memory_gb: float | None = None  # torch's peak CUDA allocation during the run (None on CPU)
 
     @property
     def tokens_per_s(self) -> float:
@@ -70,9 +73,14 @@ def rollout_benchmark(
         return RolloutEngine(model, tokenizer, config)
 
     def timed(name: str, n: int, fn: Callable[[], int]) -> BenchResult:
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         fn_start = time.perf_counter()
         tokens = fn()
-        result = BenchResult(name, n, tokens, time.perf_counter() - fn_start)
+        seconds = time.perf_counter() - fn_start
+        memory = torch.cuda.max_memory_allocated() / 1e9 if cuda else None
+        result = BenchResult(name, n, tokens, seconds, memory)
         log(
             f"{name:>22}: {result.tokens} tokens in {result.seconds:.1f}s = {result.tokens_per_s:.1f} tokens/s"
         )
@@ -246,3 +254,78 @@ def logprob_gaps(
         ]
         out[mode] = (sum(gaps) / len(gaps), max(gaps))
     return out
+
+
+# The settings of `pr1 bench rollout` / `structured`: on CPU those of docs/BENCHMARKS.md, on CUDA larger
+# batches and responses, `quick` for a smoke run.
+ROLLOUT_SETTINGS = {
+    "cpu": dict(
+        trajectories=16, sequential=4, max_tokens=256, fork_after=48, path_tokens=40, summary_tokens=16
+    ),
+    "cuda": dict(
+        trajectories=64, sequential=4, max_tokens=1024, fork_after=192, path_tokens=160, summary_tokens=64
+    ),
+    "quick": dict(trajectories=4, sequential=1, max_tokens=32, fork_after=8, path_tokens=6, summary_tokens=4),
+}
+STRUCTURED_SETTINGS = {
+    "cpu": dict(paths=(2, 4, 8), blocks=2, path_tokens=32, repeats=3, gaps=True),
+    "cuda": dict(paths=(2, 4, 8), blocks=2, path_tokens=256, repeats=3, gaps=True),
+    "quick": dict(paths=(2,), blocks=1, path_tokens=8, repeats=1, gaps=False),
+}
+
+
+def rollout_report(model, tokenizer, settings: dict, log: Callable[[str], None] = print) -> Report:  # noqa: ANN001
+    """`rollout_benchmark` as a table, with the ratios its targets are about."""
+    results = rollout_benchmark(model, tokenizer, **settings, log=log)
+    ratios = summary(results)
+    gpu = torch.cuda.is_available()
+    rows = [
+        [r.name, str(r.trajectories), f"{r.tokens:,}", num(r.seconds), num(r.tokens_per_s)]
+        + ([num(r.peak_memory_gb, 2)] if gpu else [])
+        for r in results.values()
+    ]
+    n = settings["trajectories"]
+    notes = [
+        f"fork/join vs model.generate: {ratios['fork_vs_generate']:.2f}x the tokens/s (target: at least 0.9x)",
+        f"fork/join vs the engine's plain decoding (free): {ratios['fork_vs_free']:.2f}x",
+        f"{n} trajectories at once vs one at a time: {ratios['batched_vs_sequential']:.1f}x (target: at least 4x)",
+    ]
+    columns = ["run", "trajectories", "sampled tokens", "seconds", "tokens/s"]
+    columns += ["peak GPU memory (GB)"] if gpu else []
+    figures = {
+        "results": {k: {**vars(r), "tokens_per_s": r.tokens_per_s} for k, r in results.items()},
+        **ratios,
+    }
+    return Report("rollout", "Rollout engine throughput", columns, rows, notes, settings, figures)
+
+
+def structured_report(model, tokenizer, settings: dict, log: Callable[[str], None] = print) -> Report:  # noqa: ANN001
+    """`structured_benchmark` for each number of paths (and `logprob_gaps` when `gaps`) as a table."""
+    s = dict(settings)
+    gaps = s.pop("gaps")
+    rows, figures = [], {}
+    for paths in s.pop("paths"):
+        r = structured_benchmark(model, tokenizer, paths=paths, log=log, **s)
+        rows.append(
+            [str(paths), str(r.tokens), str(r.critical_path_tokens), num(r.structured_s, 2), num(r.causal_s, 2),
+             f"{r.speedup:.2f}x", f"{r.ideal:.2f}x", f"{r.efficiency:.0%}"]
+        )  # fmt: skip
+        figures[f"paths_{paths}"] = {
+            **vars(r),
+            "speedup": r.speedup,
+            "ideal": r.ideal,
+            "efficiency": r.efficiency,
+        }
+    notes = ["target: at least 60% of the ideal speedup on CPU, 80% on a GPU"]
+    if gaps:
+        for mode, (mean, worst) in logprob_gaps(model, tokenizer).items():
+            notes.append(
+                f"logprob_gap under structured scoring, {mode} sampling: mean {mean:.1e}, max {worst:.1e}"
+            )
+            figures[f"logprob_gap_{mode}"] = {"mean": mean, "max": worst}
+    columns = ["paths", "response tokens", "critical path", "structured (s)", "causal (s)", "speedup", "ideal",
+               "of ideal"]  # fmt: skip
+    title = (
+        f"Structured mode: {s['blocks']} blocks x N paths x {s['path_tokens']} tokens vs one causal stream"
+    )
+    return Report("structured", title, columns, rows, notes, settings, figures)

@@ -1,0 +1,175 @@
+"""`pr1 bench`: run the project's benchmarks and write their tables into a folder.
+
+The folder gets `bench.jsonl` (one line per finished benchmark: its table, settings, raw figures, the device
+and library versions, the date) and `BENCH.md` (the same as Markdown, for docs/BENCHMARKS.md). Each benchmark
+is appended as soon as it finishes, so an interrupted run keeps what it measured; a rerun into the same folder
+reuses the benchmarks already measured with the same model, settings and device (`force` measures them again).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pr1.bench import grpo, rollout, sft
+from pr1.bench.common import default_model, environment, load_bench_model, saved_bench_model, settings_for
+from pr1.bench.report import Report
+from pr1.errors import Pr1Error
+from pr1.jsonl import JsonlWriter, dumps, read_jsonl, write_text_atomic
+
+BENCHMARKS = ("rollout", "structured", "sft", "grpo")
+BACKENDS = ("hf", "unsloth")
+RESULTS_FILE = "bench.jsonl"
+TABLES_FILE = "BENCH.md"
+_SETTINGS = {
+    "rollout": rollout.ROLLOUT_SETTINGS,
+    "structured": rollout.STRUCTURED_SETTINGS,
+    "sft": sft.SETTINGS,
+    "grpo": grpo.SETTINGS,
+}
+
+
+@dataclass
+class BenchConfig:
+    names: tuple[str, ...] = BENCHMARKS
+    # None: the embedded model on CPU, a random-weight Qwen3-0.6B on CUDA; `qwen3-<size>` (0.6b, 1.7b, 4b):
+    # a random-weight Qwen3 of that architecture; else a model name or folder
+    model: str | None = None
+    backends: tuple[str, ...] = BACKENDS  # training backends of sft and grpo (skipped where unavailable)
+    quick: bool = False  # smoke-test sizes (seconds per benchmark on a CPU), not figures to publish
+    force: bool = False  # measure again what the folder already holds
+    # `--set KEY=VALUE`: a setting of every selected benchmark that has it
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> BenchConfig:
+        for name in self.names:
+            if name not in BENCHMARKS:
+                raise Pr1Error(
+                    f"pr1 bench: unknown benchmark {name!r}; expected some of {', '.join(BENCHMARKS)}"
+                )
+        for backend in self.backends:
+            if backend not in BACKENDS:
+                raise Pr1Error(f"--backends: unknown backend {backend!r}; expected hf and/or unsloth")
+        if not self.names or not self.backends:
+            raise Pr1Error("pr1 bench: nothing to run (no benchmark or no backend given)")
+        for key in self.overrides:
+            known = {k for name in self.names for table in _SETTINGS[name].values() for k in table}
+            if key not in known:
+                raise Pr1Error(
+                    f"--set {key}: not a setting of {', '.join(self.names)} (known: {', '.join(sorted(known))})"
+                )
+        for name in self.names:
+            self.settings(name)  # a bad --set value fails before anything runs
+        return self
+
+    def settings(self, name: str) -> dict[str, Any]:
+        """The settings of benchmark `name` on this machine, with the `--set` values that apply to it."""
+        settings = settings_for(_SETTINGS[name], self.quick)
+        for key, text in self.overrides.items():
+            if key in settings:
+                settings[key] = _parse(key, text, settings[key])
+        return settings
+
+
+def _parse(key: str, text: str, default: Any) -> Any:
+    """A `--set` value, typed like the setting's default (a tuple of ints is comma-separated)."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        if isinstance(default, tuple):
+            return tuple(int(part) for part in text.split(","))
+        return type(default)(text)
+    except ValueError:
+        raise Pr1Error(f"--set {key}={text}: expected {_kind(default)}") from None
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, tuple):
+        return "comma-separated whole numbers"
+    return {bool: "true or false", int: "a whole number", float: "a number"}.get(type(default), "a value")
+
+
+def run_bench(
+    config: BenchConfig, out: Path, *, command: str, log: Callable[[str], None] = print
+) -> list[Report]:
+    """Run the benchmarks of `config` (reusing those `out` already holds) and return their reports in order."""
+    config.validate()
+    model_name = config.model or default_model()
+    env = environment()
+    results_path = out / RESULTS_FILE
+    done: dict[str, dict[str, Any]] = {}
+    if results_path.is_file() and not config.force:
+        done = {row["name"]: row for row in read_jsonl(results_path)}
+    reports: list[Report] = []
+    loaded: list[Any] = []  # the in-process model, loaded once for rollout and structured
+    with tempfile.TemporaryDirectory(prefix="pr1-bench-") as tmp, JsonlWriter(results_path) as writer:
+        for name in config.names:
+            settings = config.settings(name)
+            key = {
+                "model": model_name,
+                "settings": settings,
+                "device": env["device"],
+                "backends": list(config.backends) if name in ("sft", "grpo") else None,
+            }
+            previous = done.get(name)
+            if previous is not None and previous["key"] == _jsonable(key) and not previous["failed"]:
+                log(f"{name}: measured on {previous['date']} (reused; --force measures it again)")
+                reports.append(_report(previous))
+                continue
+            log(f"{name}: measuring")
+            start = time.perf_counter()
+            if name in ("rollout", "structured"):
+                if not loaded:
+                    loaded.extend(load_bench_model(model_name))
+                run = rollout.rollout_report if name == "rollout" else rollout.structured_report
+                report = run(*loaded, settings, log=log)
+            else:
+                # saved once with the tags (the forced trajectory shapes need their ids in the tokenizer)
+                child_model = saved_bench_model(model_name, Path(tmp) / "model")
+                run = sft.sft_report if name == "sft" else grpo.grpo_report
+                report = run(child_model, Path(tmp), settings, config.backends, log)
+            row = {
+                "name": name,
+                "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "command": command,
+                "seconds": round(time.perf_counter() - start, 1),
+                "environment": env,
+                "key": _jsonable(key),
+                **asdict(report),
+            }
+            writer.write(row)
+            done[name] = row
+            reports.append(report)
+            write_text_atomic(out / TABLES_FILE, tables_markdown([done[n] for n in BENCHMARKS if n in done]))
+    return reports
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` as it reads back from JSON (tuples become lists), to compare a stored key with a new one."""
+    return json.loads(dumps(value))
+
+
+def _report(row: dict[str, Any]) -> Report:
+    return Report(**{f.name: row[f.name] for f in fields(Report)})
+
+
+def tables_markdown(rows: list[dict[str, Any]]) -> str:
+    """BENCH.md: per benchmark its date, device and versions, command and table."""
+    parts = ["# pr1 bench\n"]
+    for row in rows:
+        env = row["environment"]
+        versions = ", ".join(f"{k} {v}" for k, v in env.items() if k != "device")
+        measured = (
+            f"**{row['date'][:10]}, {env['device']}, {versions}, model {row['key']['model']}** "
+            f"({row['seconds']:.0f} s): `{row['command']}`"
+        )
+        parts.append(_report(row).markdown(measured))
+    return "\n".join(parts)

@@ -1,0 +1,139 @@
+"""`pr1 bench`: settings and errors, the tables, reuse of finished benchmarks, and a real quick run on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from pr1.bench import sft as bench_sft
+from pr1.bench import suite
+from pr1.bench.common import run_child, unavailable
+from pr1.bench.report import Report
+from pr1.bench.suite import BenchConfig, run_bench
+from pr1.cli import app
+from pr1.errors import Pr1Error
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (BenchConfig(names=("rollout", "speed")), "unknown benchmark 'speed'"),
+        (BenchConfig(backends=("vllm",)), "unknown backend 'vllm'"),
+        (BenchConfig(names=("sft",), overrides={"paths": "2"}), "--set paths: not a setting of sft"),
+        (BenchConfig(overrides={"paths": "2,x"}), "--set paths=2,x: expected comma-separated whole numbers"),
+        (BenchConfig(overrides={"gaps": "yes"}), "--set gaps=yes: expected true or false"),
+        (BenchConfig(overrides={"steps": "1.5"}), "--set steps=1.5: expected a whole number"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(config, message):
+    with pytest.raises(Pr1Error, match=message.replace("(", r"\(")):
+        config.validate()
+
+
+def test_set_applies_to_every_benchmark_that_has_the_setting():
+    config = BenchConfig(
+        quick=True, overrides={"max_tokens": "48", "paths": "2,4", "gaps": "true"}
+    ).validate()
+    assert config.settings("rollout")["max_tokens"] == 48
+    assert config.settings("grpo")["max_tokens"] == 48
+    assert config.settings("structured")["paths"] == (2, 4) and config.settings("structured")["gaps"] is True
+    assert "max_tokens" not in config.settings("sft")
+
+
+def test_cli_rejects_a_set_without_a_value(tmp_path):
+    res = runner.invoke(app, ["bench", "--set", "paths", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "expected KEY=VALUE" in str(res.exception or res.output)
+
+
+def test_report_markdown_has_the_table_and_notes():
+    report = Report("sft", "SFT", ["backend", "tokens/s"], [["hf", "80.9"]], ["a note"], {"paths": [2, 4]})
+    text = report.markdown("**measured**")
+    assert text.splitlines()[:3] == ["### SFT", "", "**measured**"]
+    assert "Settings: paths=2,4" in text
+    assert "| backend | tokens/s |\n|---|---|\n| hf | 80.9 |" in text
+    assert text.rstrip().endswith("- a note")
+
+
+def test_unavailable_backends_and_child_errors():
+    import torch
+
+    assert unavailable("hf") is None
+    if not torch.cuda.is_available():
+        assert unavailable("unsloth") == "needs a CUDA GPU"
+    assert run_child(["-c", "print('ok')"]) is None
+    assert run_child(["-c", "import sys; print('first'); sys.exit('the reason')"]) == "the reason"
+
+
+def test_finished_benchmarks_are_reused_failed_ones_measured_again(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_backend(backend, model, out, settings):
+        calls.append(backend)
+        if len(calls) == 1:
+            return {"backend": backend, "error": "out of memory"}
+        return {"backend": backend, "quant": "none", "tokens_per_s": 100.0, "peak_memory_gb": 1.5, "steps": 2,
+                "loss_first": 2.0, "loss_last": 1.0}  # fmt: skip
+
+    monkeypatch.setattr(bench_sft, "run_backend", fake_backend)
+    monkeypatch.setattr(suite, "saved_bench_model", lambda name, folder: name)
+    config = BenchConfig(names=("sft",), backends=("hf",), quick=True)
+    (first,) = run_bench(config, tmp_path, command="pr1 bench sft", log=lambda line: None)
+    assert first.failed and "failed: out of memory" in first.rows[0][-1]
+    (second,) = run_bench(config, tmp_path, command="pr1 bench sft", log=lambda line: None)
+    assert not second.failed and second.rows[0][2] == "100.0"
+    lines = []
+    (third,) = run_bench(config, tmp_path, command="pr1 bench sft", log=lines.append)
+    assert calls == ["hf", "hf"] and "reused" in lines[0] and third.rows == second.rows
+    other = BenchConfig(names=("sft",), backends=("hf",), quick=True, overrides={"steps": "3"})
+    run_bench(other, tmp_path, command="pr1 bench sft --set steps=3", log=lambda line: None)
+    assert calls == ["hf", "hf", "hf"]  # other settings: measured again
+    rows = [json.loads(line) for line in (tmp_path / "bench.jsonl").read_text().splitlines()]
+    assert [r["failed"] for r in rows] == [True, False, False]
+    assert (tmp_path / "BENCH.md").read_text().count("### SFT") == 1
+
+
+@pytest.mark.slow
+def test_quick_bench_on_cpu_writes_every_table(tmp_path):
+    out = tmp_path / "bench"
+    res = runner.invoke(app, ["bench", "--quick", "--out", str(out), "--backends", "hf"])
+    assert res.exit_code == 0, res.output
+    rows = {
+        json.loads(line)["name"]: json.loads(line) for line in (out / "bench.jsonl").read_text().splitlines()
+    }
+    assert list(rows) == ["rollout", "structured", "sft", "grpo"]
+    rollout = rows["rollout"]["figures"]
+    assert rollout["results"]["fork"]["tokens"] > 0 and rollout["fork_vs_generate"] > 0
+    assert rows["structured"]["figures"]["paths_2"]["speedup"] > 0
+    (sft,) = rows["sft"]["figures"]["results"]
+    assert sft["tokens_per_s"] > 0 and sft["peak_memory_gb"] > 0 and sft["steps"] == 2
+    (grpo,) = rows["grpo"]["figures"]["results"]
+    assert grpo["step_time_s"] > 0 and 0 < grpo["rollout_share"] < 1
+    assert (
+        0 < grpo["response_tokens_mean"] <= 24
+    )  # the forced shape: max_tokens, runtime-inserted tags included
+    tables = (out / "BENCH.md").read_text()
+    assert tables.count("\n### ") == 4 and "pr1 bench --quick" in tables
+
+
+@pytest.mark.gpu
+def test_bench_on_cuda_compares_the_backends(tmp_path):
+    from pr1.backends import unsloth_available
+
+    args = ["bench", "rollout", "sft", "grpo", "--quick", "--model", "qwen3-0.6b", "--out", str(tmp_path)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    rows = {
+        json.loads(line)["name"]: json.loads(line)
+        for line in (tmp_path / "bench.jsonl").read_text().splitlines()
+    }
+    assert rows["rollout"]["figures"]["results"]["fork"]["peak_memory_gb"] > 0
+    sft = {r["backend"]: r for r in rows["sft"]["figures"]["results"]}
+    assert sft["hf"]["quant"] == "4bit" and sft["hf"]["tokens_per_s"] > 0, sft
+    if unsloth_available():
+        assert sft["unsloth"]["tokens_per_s"] > 0, sft
+        assert set(rows["sft"]["figures"]["unsloth_vs_hf"]) == {"tokens_per_s", "peak_memory_gb"}
+        assert set(rows["grpo"]["figures"]["unsloth_vs_hf"]) == {"step_time_s", "peak_memory_gb"}
