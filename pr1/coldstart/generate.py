@@ -13,20 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from pr1.coldstart.teachers import Reply, Request, Teacher, TeacherError, check_teacher_spec, make_teacher
 from pr1.errors import Pr1Error
 from pr1.format import TAGS, stats, strip_think, validate
 from pr1.grading import grade
 from pr1.jsonl import JsonlWriter, iter_jsonl
+from pr1.progress import progress_bar
 from pr1.prompts import build_messages, load_template
 
 
@@ -193,7 +186,7 @@ def generate(
         )
         counter = TokenCounter(cfg.tokenizer)
         kept = rejected = 0
-        with _progress(console) as progress:
+        with progress_bar(console, "rate") as progress:
             task = progress.add_task("generating", total=total, completed=skipped, rate="")
             for i, reply in teacher.generate(todo):
                 row, reasons = judge(todo[i], reply, teacher.name, counter, cfg.max_length)
@@ -234,15 +227,3 @@ def judge(
     )
     out = {**base, "trace": trace, "teacher": teacher, **trace_stats(trace)}
     return {**out, "prompt_tokens": prompt_tokens, "trace_tokens": trace_tokens}, reasons
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )

@@ -14,20 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from pr1.benchmarks import eval_samples, load_problems, slug
 from pr1.errors import Pr1Error
 from pr1.evaluate import bench_metrics
 from pr1.jsonl import iter_jsonl, write_json_atomic
+from pr1.progress import progress_bar
 from pr1.prompts import build_messages, load_template
 from pr1.runs import ROLLOUTS_FILE, RUN_FILE, Run, read_run_info
 from pr1.score import score_completion
@@ -210,16 +203,7 @@ def _eval_bench(
     finished: dict[int, list] = {}
     generated = 0
     start = time.perf_counter()
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("problems"),
-        TextColumn("{task.fields[speed]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with progress_bar(console, "speed", "problems") as progress:
         task = progress.add_task(bench, total=len(problems), completed=len(problems) - len(todo), speed="")
 
         def on_done(t) -> None:  # noqa: ANN001
