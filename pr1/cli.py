@@ -179,7 +179,16 @@ def rl(
     backend: Annotated[str | None, typer.Option(help="auto | unsloth | hf")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
     config: Annotated[
-        Path | None, typer.Option(help="TOML preset (examples/*.toml); flags override it.")
+        list[Path] | None,
+        typer.Option(
+            help="TOML settings file (examples/*.toml); repeat to layer several, later ones win; flags win over all."
+        ),
+    ] = None,
+    rollout_batch: Annotated[
+        int | None,
+        typer.Option(
+            help="Trajectories decoded at once per process (default 64): the rollout's KV-cache size."
+        ),
     ] = None,
     prompt_file: Annotated[str | None, typer.Option(help="parallel | sequential | a template file.")] = None,
     lora_r: Annotated[int | None, typer.Option(help="LoRA rank (0 = full fine-tuning, hf backend).")] = None,
@@ -210,6 +219,7 @@ def rl(
         "clip_low": clip_low,
         "clip_high": clip_high,
         "max_tokens": max_tokens,
+        "rollout_batch": rollout_batch,
         "switch_step": switch_step,
         "eval_every": eval_every,
         "eval": eval_bench,
@@ -221,7 +231,7 @@ def rl(
         "mask_inserted": mask_inserted,
         "seed": seed,
     }
-    run_rl(options, out, config, resume, tui=tui)
+    run_rl(options, out, config or [], resume, tui=tui)
 
 
 @app.command()
@@ -272,6 +282,12 @@ def sft(
         str | None, typer.Option(help="auto | unsloth | hf (auto: the fastest available).")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="TOML settings file (examples/sft-*.toml); repeat to layer several, later ones win; flags win."
+        ),
+    ] = None,
     format_check: Annotated[
         int | None,
         typer.Option(help="Problems for the quick format check after training (default 8, 0: off)."),
@@ -323,7 +339,9 @@ def sft(
         "seed": seed,
         "trust_remote_code": trust_remote_code,
     }
-    run_sft(out, {k: v for k, v in options.items() if v is not None}, resume, tui=tui)
+    run_sft(
+        out, {k: v for k, v in options.items() if v is not None}, resume, config_files=config or [], tui=tui
+    )
 
 
 @app.command()

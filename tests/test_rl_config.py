@@ -1,4 +1,5 @@
-"""`pr1 rl` settings: paper defaults, presets, precedence, validation, the TRL config they map to, CLI errors."""
+"""`pr1 rl` settings: paper defaults, presets, layered --config files, precedence, validation, the TRL config
+they map to, the rollout batch reaching the engine, CLI errors."""
 
 import json
 from pathlib import Path
@@ -6,13 +7,19 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pr1 import presets
 from pr1.cli import app
 from pr1.errors import Pr1Error
-from pr1.rl.config import RLConfig, load_preset, resolve
+from pr1.rl.config import RLConfig, resolve
 from pr1.rl.trainer import batch_layout, grpo_args
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+RL_FILES = sorted(p.name for p in EXAMPLES.glob("*.toml") if not p.name.startswith("sft-"))
 runner = CliRunner()
+
+
+def load_preset(path):
+    return presets.load(path, RLConfig)
 
 
 def test_defaults_are_the_papers_constants():
@@ -29,17 +36,17 @@ def test_defaults_are_the_papers_constants():
     assert c.mask_inserted and c.reward == "alternating"
 
 
-@pytest.mark.parametrize("preset", sorted(p.name for p in EXAMPLES.glob("*.toml")))
+@pytest.mark.parametrize("preset", RL_FILES)
 def test_every_preset_resolves_and_explains_itself(preset):
     path = EXAMPLES / preset
     assert path.read_text().startswith("#")  # what it is and what changed from the paper
-    cfg = resolve({"model": "m"}, preset=path)
+    cfg = resolve({"model": "m"}, presets=[path])
     assert cfg.model == "m"
     assert (cfg.batch * cfg.group) % cfg.updates_per_step == 0
 
 
 def test_presets_cover_the_papers_stages():
-    stages = {p.stem: load_preset(p) for p in EXAMPLES.glob("*.toml")}
+    stages = {p.removesuffix(".toml"): load_preset(EXAMPLES / p) for p in RL_FILES}
     assert stages["causal-stage1-gsm8k"]["reward"] == "parallel-accuracy"
     assert stages["causal-stage1-gsm8k"]["data"] == "gsm8k-train"
     assert stages["causal-stage2-dapo"]["reward"] == "accuracy"
@@ -55,10 +62,46 @@ def test_presets_cover_the_papers_stages():
 def test_precedence_defaults_preset_saved_cli(tmp_path):
     preset = tmp_path / "p.toml"
     preset.write_text('model = "from-preset"\nsteps = 7\nlr = 1\nclip-high = 0.2\n')
-    cfg = resolve({"steps": None, "batch": 4}, preset=preset, saved={"steps": 9, "kind_of": "ignored"})
+    cfg = resolve({"steps": None, "batch": 4}, presets=[preset], saved={"steps": 9, "kind_of": "ignored"})
     assert cfg.model == "from-preset" and cfg.steps == 9 and cfg.batch == 4
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.clip_high == 0.2
-    assert resolve({"steps": 3}, preset=preset, saved={"steps": 9}).steps == 3
+    assert resolve({"steps": 3}, presets=[preset], saved={"steps": 9}).steps == 3
+
+
+def test_config_files_layer_left_to_right(tmp_path):
+    stage, profile = tmp_path / "stage.toml", tmp_path / "profile.toml"
+    stage.write_text("steps = 7\nrollout_batch = 32\nmicro_batch = 8\n")
+    profile.write_text("rollout-batch = 4\nmicro_batch = 2\n")
+    cfg = resolve({"model": "m"}, presets=[stage, profile])
+    assert (cfg.steps, cfg.rollout_batch, cfg.micro_batch) == (7, 4, 2)
+    assert resolve({"model": "m"}, presets=[profile, stage]).rollout_batch == 32  # the later file wins
+    assert resolve({"model": "m", "rollout_batch": 1}, presets=[stage, profile]).rollout_batch == 1
+    # on --resume the run's saved settings come above every file, and flags above them
+    assert resolve({"model": "m"}, presets=[stage, profile], saved={"rollout_batch": 8}).rollout_batch == 8
+
+
+@pytest.mark.parametrize("stage", ["causal-stage1-gsm8k", "causal-stage2-dapo", "structured-s1", "structured-s2",
+                                   "scaffold", "sequential-grpo"])  # fmt: skip
+@pytest.mark.parametrize("profile", ["rl-24gb", "rl-80gb"])
+def test_every_stage_preset_takes_every_hardware_profile(stage, profile):
+    files = [EXAMPLES / f"{stage}.toml", EXAMPLES / f"{profile}.toml"]
+    cfg = resolve({"model": "m"}, presets=files)
+    staged, sized = load_preset(files[0]), load_preset(files[1])
+    assert {k: getattr(cfg, k) for k in sized} == sized  # the profile's values win
+    assert {k: getattr(cfg, k) for k in staged if k not in sized} == {
+        k: v for k, v in staged.items() if k not in sized
+    }
+    assert not set(sized) & {
+        "data",
+        "reward",
+        "variant",
+        "mode",
+        "steps",
+        "lr",
+        "group",
+        "batch",
+    }  # sizes only
+    assert batch_layout(cfg, 1)[0] <= cfg.micro_batch
 
 
 @pytest.mark.parametrize(
@@ -70,8 +113,10 @@ def test_precedence_defaults_preset_saved_cli(tmp_path):
         ({"model": "m", "group": 1}, "--group 1"),
         ({"model": "m", "batch": 3, "group": 3}, "updates_per_step=2"),
         ({"model": "m", "eval_every": 5}, "--eval-every needs --eval"),
-        ({"model": "m", "steps": "ten"}, "steps='ten': expected a int"),
-        ({"model": "m", "mask_inserted": 1}, "expected a bool"),
+        ({"model": "m", "steps": "ten"}, "command line: steps = 'ten': expected an integer"),
+        ({"model": "m", "mask_inserted": 1}, "mask_inserted = 1: expected true or false"),
+        ({"model": "m", "rollout_batch": 0}, "--rollout-batch 0: must be at least 1"),
+        ({"model": "m", "stepz": 3}, "command line: unknown setting 'stepz'"),
         ({"model": "m", "clip_low": 1.5}, "--clip-low"),
     ],
 )
@@ -88,11 +133,21 @@ def test_bad_preset_files(tmp_path):
     with pytest.raises(Pr1Error, match="invalid TOML"):
         load_preset(bad)
     bad.write_text("stepz = 3\n")
-    with pytest.raises(Pr1Error, match=r"bad.toml: unknown setting 'stepz'"):
+    with pytest.raises(Pr1Error, match=r"--config .*bad.toml: unknown setting 'stepz'"):
+        load_preset(bad)
+    bad.write_text('steps = "ten"\n')
+    with pytest.raises(Pr1Error, match=r"--config .*bad.toml: steps = 'ten': expected an integer"):
+        load_preset(bad)
+    bad.write_text("lr = [1e-6]\n")
+    with pytest.raises(Pr1Error, match=r"bad.toml: lr = \[1e-06\]: expected a number"):
         load_preset(bad)
     bad.write_text("[grpo]\nsteps = 3\n")
     with pytest.raises(Pr1Error, match="flat"):
         load_preset(bad)
+    good = tmp_path / "good.toml"
+    good.write_text("steps = 3\n")
+    with pytest.raises(Pr1Error, match=r"bad.toml: tables are not used"):  # the failing file of several
+        resolve({"model": "m"}, presets=[good, bad])
 
 
 @pytest.mark.parametrize(
@@ -165,3 +220,75 @@ def test_cli_reports_errors_in_one_line(tmp_path):
         res.returncode == 2
         and res.stderr.strip() == "error: --group 1: GRPO needs at least 2 samples per prompt"
     )
+
+
+@pytest.mark.parametrize("rollout_batch", [2, 3])
+def test_rollout_batch_is_how_many_trajectories_the_engine_decodes_at_once(tiny, monkeypatch, rollout_batch):
+    """`rollout_batch` reaches the engine through EngineRollout: in free mode (one cache row per trajectory)
+    the rows decoded together never exceed it, and reach it while enough trajectories wait."""
+    from types import SimpleNamespace
+
+    import torch
+    from accelerate import Accelerator
+
+    from pr1.rl.rollout import EngineRollout
+    from pr1.rollout.hf_backend import HFBackend
+
+    model, tok = tiny
+    cfg = resolve({"model": "tiny", "mode": "free", "rollout_batch": rollout_batch, "max_tokens": 5})
+    widths = []
+    forward = HFBackend.forward
+    monkeypatch.setattr(
+        HFBackend, "forward", lambda self, rows, *a: widths.append(len(rows)) or forward(self, rows, *a)
+    )
+
+    def no_eos(contexts, logits):  # every trajectory runs to max_tokens, so none frees its row early
+        return logits.index_fill(1, torch.tensor(sorted(rollout.engine.eos_ids)), float("-inf"))
+
+    rollout = EngineRollout(cfg, tok, "hf", logits_processor=no_eos)
+    trainer = SimpleNamespace(
+        model_wrapped=model,
+        accelerator=Accelerator(cpu=True),
+        args=SimpleNamespace(ds3_gather_for_generation=True),
+        state=SimpleNamespace(global_step=0),
+    )
+    out = rollout(["What is 1+1?"] * 3 + ["What is 2+2?"] * 3, trainer)
+    assert rollout.engine.config.batch_size == rollout_batch
+    assert len(out["completion_ids"]) == 6 and all(len(c) == 5 for c in out["completion_ids"])
+    assert max(widths) == rollout_batch
+
+
+def test_cli_layers_repeated_config_files_and_flags(tmp_path, monkeypatch):
+    seen = {}
+
+    class Started(Exception):
+        pass
+
+    def fake_train(cfg, out, resume=False):
+        seen["cfg"] = cfg
+        raise Started
+
+    monkeypatch.setattr("pr1.rl.trainer.train", fake_train)
+    stage, profile = EXAMPLES / "structured-s2.toml", EXAMPLES / "rl-24gb.toml"
+    args = [
+        "rl",
+        "--config",
+        str(stage),
+        "--config",
+        str(profile),
+        "--model",
+        "m",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    res = runner.invoke(app, [*args, "--steps", "7"])
+    assert isinstance(res.exception, Started)
+    cfg = seen["cfg"]
+    assert (cfg.reward, cfg.variant, cfg.mode) == ("alternating", "structured", "structured")  # the stage
+    assert (cfg.rollout_batch, cfg.micro_batch) == (4, 4) and cfg.steps == 7  # the profile, then the flag
+    res = runner.invoke(app, [*args, "--rollout-batch", "2"])
+    assert isinstance(res.exception, Started) and seen["cfg"].rollout_batch == 2
+    res = runner.invoke(
+        app, ["rl", "--config", str(tmp_path / "no.toml"), "--model", "m", "--out", str(tmp_path / "r")]
+    )
+    assert isinstance(res.exception, Pr1Error) and "no.toml: no such file" in str(res.exception)

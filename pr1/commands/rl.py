@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,15 @@ from pr1.runs import RUN_FILE, read_run_info
 
 
 def run_rl(
-    options: dict[str, Any], out: Path | None, config_file: Path | None, resume: bool, *, tui: bool = False
+    options: dict[str, Any],
+    out: Path | None,
+    config_files: Sequence[Path],
+    resume: bool,
+    *,
+    tui: bool = False,
 ) -> None:
-    """`options`: the command-line settings (None where a flag was not given)."""
+    """`options`: the command-line settings (None where a flag was not given); `config_files`: the `--config`
+    files, layered left to right."""
     from pr1.rl.backends import resolve_backend
     from pr1.rl.config import resolve
 
@@ -31,7 +38,7 @@ def run_rl(
                 f"{out}: a run already exists here; pass --resume to continue it or choose another --out"
             )
         saved = info.get("config")
-    cfg = resolve(options, preset=config_file, saved=saved)
+    cfg = resolve(options, presets=config_files, saved=saved)
     if resolve_backend(cfg.backend, cfg.variant) == "unsloth":
         import unsloth  # noqa: F401  (before transformers / trl / peft, so that its patches apply to them)
     from pr1.commands.live import run_job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,15 @@ from pr1.runs import RUN_FILE, read_run_info
 from pr1.sft.config import resolve_config
 
 
-def run_sft(out: Path, overrides: dict[str, Any], resume: bool, *, tui: bool = False) -> None:
+def run_sft(
+    out: Path,
+    overrides: dict[str, Any],
+    resume: bool,
+    *,
+    config_files: Sequence[Path] = (),
+    tui: bool = False,
+) -> None:
+    """`overrides`: the flags given; `config_files`: the `--config` files, layered left to right."""
     stored = None
     if resume:
         if not (out / RUN_FILE).is_file():
@@ -22,7 +31,7 @@ def run_sft(out: Path, overrides: dict[str, Any], resume: bool, *, tui: bool = F
         if info.get("kind") != "sft":
             raise Pr1Error(f"--resume: {out} holds a '{info.get('kind')}' run, not an sft run")
         stored = info.get("config") or {}
-    config = resolve_config(overrides, stored)
+    config = resolve_config(overrides, stored, config_files)
 
     from pr1.commands.live import run_job
     from pr1.sft.train import train

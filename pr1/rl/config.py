@@ -1,7 +1,8 @@
 """`pr1 rl` settings: one dataclass with the paper's values (METHOD.md §4-§7) scaled to one GPU.
 
 A value comes, in order of precedence, from a command-line flag, the run folder's run.json (on --resume),
-a TOML preset (`--config`, flat `key = value` pairs named like the fields below), and the defaults here.
+the TOML files given with `--config` (flat `key = value` pairs named like the fields below; a later file
+overrides an earlier one, e.g. a stage preset then a hardware profile: `pr1.presets`), and the defaults here.
 What changed from the paper for one GPU: 16 prompts x 8 samples per step instead of 256 x 8, LoRA instead
 of full fine-tuning, and lr 5e-6 instead of 1e-6 (METHOD.md §7). Everything else is the paper's.
 """
@@ -9,19 +10,15 @@ of full fine-tuning, and lr 5e-6 instead of 1e-6 (METHOD.md §7). Everything els
 from __future__ import annotations
 
 import dataclasses
-import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from pr1.errors import Pr1Error
+from pr1.presets import checked, layer
 from pr1.rewards import REWARD_NAMES, Schedule
 from pr1.rollout.config import MODES  # the rollout engine's sampling modes
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 VARIANTS = ("causal", "structured")
 BACKENDS = ("auto", "unsloth", "hf")
@@ -59,6 +56,9 @@ class RLConfig:
     max_path_tokens: int = 4096
     temperature: float = 1.0
     top_p: float = 1.0
+    # trajectories the engine decodes at once (per process; their paths decode alongside): THE memory knob
+    # of the rollout, whose KV cache holds rollout_batch x num_paths rows padded to the longest (examples/)
+    rollout_batch: int = 64
     mask_inserted: bool = True  # False = reference behaviour: runtime-inserted tokens are trained on
     # Alternating / scaffold schedule (METHOD.md §4)
     window: int = 10
@@ -93,7 +93,16 @@ class RLConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise Pr1Error(f"--{_flag(key)} {getattr(self, key)!r}: expected one of {', '.join(allowed)}")
-        positive = ("group", "batch", "updates_per_step", "micro_batch", "steps", "max_tokens", "num_paths")
+        positive = (
+            "group",
+            "batch",
+            "updates_per_step",
+            "micro_batch",
+            "steps",
+            "max_tokens",
+            "num_paths",
+            "rollout_batch",
+        )
         for key in positive:
             if getattr(self, key) < 1:
                 raise Pr1Error(f"--{_flag(key)} {getattr(self, key)}: must be at least 1")
@@ -122,64 +131,20 @@ def _flag(key: str) -> str:
     return key.replace("_", "-")
 
 
-FIELDS = {f.name: f for f in fields(RLConfig)}
-
-
-def _check_keys(values: dict[str, Any], where: str) -> dict[str, Any]:
-    out = {}
-    for key, value in values.items():
-        name = key.replace("-", "_")
-        if name not in FIELDS:
-            raise Pr1Error(f"{where}: unknown setting {key!r} (known: {', '.join(FIELDS)})")
-        out[name] = value
-    return out
-
-
-def load_preset(path: str | Path) -> dict[str, Any]:
-    """The settings of a TOML preset (flat `key = value` pairs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise Pr1Error(f"--config {path}: no such file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise Pr1Error(f"--config {path}: invalid TOML ({e})") from None
-    nested = [k for k, v in data.items() if isinstance(v, dict)]
-    if nested:
-        raise Pr1Error(f"--config {path}: tables are not used; write flat `key = value` lines ({nested[0]})")
-    return _check_keys(data, str(path))
+FIELDS = frozenset(f.name for f in fields(RLConfig))
 
 
 def resolve(
-    cli: dict[str, Any], preset: str | Path | None = None, saved: dict[str, Any] | None = None
+    cli: dict[str, Any], presets: Sequence[str | Path] = (), saved: dict[str, Any] | None = None
 ) -> RLConfig:
-    """Defaults <- preset <- saved run config (resume) <- flags given on the command line (None = not given)."""
-    values: dict[str, Any] = {}
-    if preset:
-        values.update(load_preset(preset))
+    """Defaults <- the `presets` files, left to right <- saved run config (resume) <- flags given on the
+    command line (None = not given)."""
+    values = layer(presets, RLConfig)
     if saved:
-        values.update({k: v for k, v in saved.items() if k in FIELDS})
-    values.update(_check_keys({k: v for k, v in cli.items() if v is not None}, "command line"))
-    config = RLConfig()
-    for key, value in values.items():
-        setattr(config, key, _typed(key, value))
-    return config.validate()
-
-
-_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
-
-
-def _typed(key: str, value: Any) -> Any:
-    """`value` checked against the field's annotation (`int | None` etc.); an int is accepted for a float."""
-    annotation = str(FIELDS[key].type)
-    if value is None and "None" in annotation:
-        return None
-    expected = _TYPES[annotation.split("|")[0].strip()]
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise Pr1Error(f"setting {key}={value!r}: expected a {expected.__name__}")
-    return value
+        known = {k: v for k, v in saved.items() if k in FIELDS}
+        values.update(checked(known, RLConfig, "the run's saved settings (run.json)"))
+    values.update(checked({k: v for k, v in cli.items() if v is not None}, RLConfig, "command line"))
+    return RLConfig(**values).validate()
 
 
 def as_dict(config: RLConfig) -> dict[str, Any]:

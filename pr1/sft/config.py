@@ -9,10 +9,13 @@ rows of the embedding and output matrices trained in full (docs/SFT.md).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pr1.errors import Pr1Error
+from pr1.presets import checked, layer
 
 VARIANTS = ("causal", "structured")
 BACKENDS = ("auto", "unsloth", "hf")
@@ -107,28 +110,30 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def resolve_config(overrides: dict[str, Any], stored: dict[str, Any] | None = None) -> Pr1SFTConfig:
-    """The config of a run from the flags given on the command line (`overrides`, unset flags left out).
+def resolve_config(
+    overrides: dict[str, Any], stored: dict[str, Any] | None = None, files: Sequence[str | Path] = ()
+) -> Pr1SFTConfig:
+    """The config of a run: defaults <- the `--config` `files`, left to right <- `stored` (the config in
+    run.json of a resumed run) <- the flags given on the command line (`overrides`, unset flags left out).
 
-    A new run: the defaults plus the flags; `--model` and `--data` are required. A resumed run (`stored` =
-    the config in its run.json): the stored settings; a flag may change only what RESUMABLE_CHANGES lists."""
-    names = {f.name for f in dataclasses.fields(Pr1SFTConfig)}
-    unknown = set(overrides) - names
-    if unknown:
-        raise Pr1Error(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    if stored is None:
-        missing = [flag(n) for n in ("model", "data") if not overrides.get(n)]
-        if missing:
-            raise Pr1Error(f"{' and '.join(missing)} required")
-        config = Pr1SFTConfig(**overrides)
-    else:
+    `--model` and `--data` must come from somewhere. A resumed run keeps its stored settings: a flag may change
+    only what RESUMABLE_CHANGES lists (config files do not override the stored settings)."""
+    flags = checked(overrides, Pr1SFTConfig, "command line")
+    values = layer(files, Pr1SFTConfig)
+    if stored is not None:
+        names = {f.name for f in dataclasses.fields(Pr1SFTConfig)}
         base = {k: v for k, v in stored.items() if k in names}
-        for name, value in overrides.items():
+        for name, value in flags.items():
             if name not in RESUMABLE_CHANGES and base.get(name) != value:
                 raise Pr1Error(
                     f"{flag(name)} {value!r}: this run started with {base.get(name)!r}, and a resumed run keeps "
                     f"its settings (it may change only {', '.join(sorted(flag(n) for n in RESUMABLE_CHANGES))})"
                 )
-        config = Pr1SFTConfig(**{**base, **overrides})
+        values.update(base)
+    values.update(flags)
+    missing = [flag(n) for n in ("model", "data") if not values.get(n)]
+    if missing:
+        raise Pr1Error(f"{' and '.join(missing)} required (as flags or in a --config file)")
+    config = Pr1SFTConfig(**values)
     config.validate()
     return config
