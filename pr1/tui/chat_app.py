@@ -11,17 +11,16 @@ import time
 from pathlib import Path
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.widgets import Footer, Input, Static
 
 from pr1.errors import Pr1Error
+from pr1.tui.app import Pr1App
 from pr1.tui.chat_backend import Backend, ChatSettings, Generation, SessionFile, Turn, split_answer
-from pr1.tui.commands import BindingsProvider
 from pr1.tui.live_trace import LiveTrace
-from pr1.tui.widgets.help_screen import HelpScreen
 from pr1.tui.widgets.settings_panel import SettingsPanel
 from pr1.tui.widgets.trace_tree import TraceView
 from pr1.tui.widgets.turn_view import TurnView
@@ -42,10 +41,10 @@ with `problem`, `answer` (the gold answer, `""` when none was given), `completio
 so `pr1 score SESSION.jsonl` grades it."""
 
 
-class ChatApp(App[None]):
+class ChatApp(Pr1App):
     CSS_PATH = ["common.tcss", "trace.tcss", "chat_app.tcss"]
     TITLE = "pr1 chat"
-    COMMANDS = App.COMMANDS | {BindingsProvider}
+    HELP_MARKDOWN = HELP
     BINDINGS = [
         Binding("escape,ctrl+c", "stop", "Stop", priority=True, key_display="esc"),
         Binding("ctrl+r", "regenerate", "Regenerate"),
@@ -77,7 +76,6 @@ class ChatApp(App[None]):
         self.stop_event = threading.Event()
         self._started = 0.0
         self._stacked = False
-        self._quit_armed = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="chat-header")
@@ -220,20 +218,11 @@ class ChatApp(App[None]):
         panel = self.query_one(SettingsPanel)
         panel.display = not panel.display
 
-    def action_help(self) -> None:
-        self.push_screen(HelpScreen(HELP, self.BINDINGS))
-
-    def action_quit_app(self) -> None:
+    def quit_warning(self) -> str | None:
+        if self.generating:
+            return "a generation is running: ctrl+q again quits."
         unsaved = sum(t.finished for t in self.turns[self.session.saved :])
-        if (unsaved or self.generating) and not self._quit_armed:
-            self._quit_armed = True
-            what = (
-                "a generation is running" if self.generating else f"{unsaved} turn(s) are not saved (ctrl+s)"
-            )
-            self.notify(f"{what}: ctrl+q again quits.", severity="warning")
-            self.set_timer(5, lambda: setattr(self, "_quit_armed", False))
-            return
-        self.exit()
+        return f"{unsaved} turn(s) are not saved (ctrl+s): ctrl+q again quits." if unsaved else None
 
 
 def run_chat(

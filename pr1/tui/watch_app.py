@@ -11,20 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from pr1.score import summarise
-from pr1.tui.commands import BindingsProvider
+from pr1.tui.app import Pr1App
 from pr1.tui.run_state import RunState
 from pr1.tui.widgets.answer_line import AnswerLine
 from pr1.tui.widgets.curves import CurvesPanel
 from pr1.tui.widgets.events_table import EventsTable
 from pr1.tui.widgets.header import RunHeader
-from pr1.tui.widgets.help_screen import HelpScreen
 from pr1.tui.widgets.rollout_list import RolloutList
 from pr1.tui.widgets.summary_table import SummaryTable
 from pr1.tui.widgets.trace_tree import TraceView
@@ -46,10 +45,10 @@ A live view of a run folder: it re-reads `metrics.jsonl`, `rollouts.jsonl`, `eve
 Malformed lines in the streams are skipped and reported as notices."""
 
 
-class WatchApp(App[None]):
+class WatchApp(Pr1App):
     CSS_PATH = ["common.tcss", "trace.tcss", "watch_app.tcss"]
     TITLE = "pr1 watch"
-    COMMANDS = App.COMMANDS | {BindingsProvider}
+    HELP_MARKDOWN = HELP
     BINDINGS = [
         Binding("1", "tab('overview')", "Curves/summary"),
         Binding("2", "tab('rollouts')", "Rollouts"),
@@ -76,7 +75,6 @@ class WatchApp(App[None]):
         self.job_result: Any = None
         self.job_error: BaseException | None = None
         self._job_reported = False
-        self._quit_armed = False
         self._polled = False
 
     def compose(self) -> ComposeResult:
@@ -219,16 +217,8 @@ class WatchApp(App[None]):
         self.action_tab("rollouts")
         self.query_one(RolloutList).jump_step(direction)
 
-    def action_help(self) -> None:
-        self.push_screen(HelpScreen(HELP, self.BINDINGS))
-
-    def action_quit_app(self) -> None:
-        if self.job_running and not self._quit_armed:
-            self._quit_armed = True
-            self.notify("The job is still running: press q again to stop it and quit.", severity="warning")
-            self.set_timer(5, lambda: setattr(self, "_quit_armed", False))
-            return
-        self.exit()
+    def quit_warning(self) -> str | None:
+        return "The job is still running: press q again to stop it and quit." if self.job_running else None
 
     # -------------------------------------------------------------------------------------------- job
 
