@@ -57,3 +57,17 @@ def tiny_qwen3() -> tuple:
     from pr1.models import tiny_model
 
     return tiny_model("qwen3")
+
+
+@pytest.fixture(scope="session")
+def sharp() -> tuple:
+    """Like `tiny`, with peaked next-token distributions. The plain random model's are almost flat over 49k
+    tokens, where float noise between batch layouts (1e-6) can flip a sample now and then."""
+    import torch
+
+    from pr1.models import tiny_model
+
+    model, tok = tiny_model("llama", seed=1)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(20)
+    return model, tok

@@ -8,34 +8,19 @@ import threading
 
 import pytest
 import torch
+from forcing import eos_in_path_1, other_path_1, schedule
 
 from pr1.errors import Pr1Error
 from pr1.models import tag_token_ids
-from pr1.rollout import ForcedSchedule, RolloutConfig, RolloutEngine, TokenEvent
+from pr1.rollout import RolloutConfig, RolloutEngine, TokenEvent
 
 PROMPTS = ["Hello there", "What is two plus two? Think.", "A much longer prompt " * 6]
-
-
-@pytest.fixture(scope="module")
-def sharp():
-    """A tiny model with peaked next-token distributions. The plain random model's are almost flat over 49k
-    tokens, where float noise between batch layouts (1e-6) can flip a sample now and then."""
-    from pr1.models import tiny_model
-
-    model, tok = tiny_model("llama", seed=1)
-    with torch.no_grad():
-        model.model.norm.weight.mul_(20)
-    return model, tok
 
 
 def engine(model_tok, **kw) -> RolloutEngine:
     model, tok = model_tok
     kw.setdefault("seed", 7)
     return RolloutEngine(model, tok, RolloutConfig(**kw))
-
-
-def schedule(eng: RolloutEngine, **kw) -> ForcedSchedule:
-    return ForcedSchedule.for_tokenizer(eng.tokenizer, eos=eng.eos_ids, **kw)
 
 
 def score(model, seq: list[int], temperature: float = 1.0) -> list[float]:
@@ -131,14 +116,7 @@ def test_paths_never_see_each_other(tiny):
     for num_paths, bias in ((1, False), (2, False), (3, False), (3, True)):
         eng = engine(tiny, max_tokens=50, num_paths=num_paths, max_blocks=1)
         forced = schedule(eng, fork_after=3, path_tokens=8)
-
-        def processor(ctxs, logits, forced=forced, bias=bias):
-            logits = forced(ctxs, logits)
-            for i, c in enumerate(ctxs):
-                if bias and c.segment == "path" and c.path == 1:
-                    logits[i, 1000] += 50.0  # path 1 writes something else entirely
-            return logits
-
+        processor = other_path_1(forced) if bias else forced
         (t,) = eng.generate(["Two roads diverged"], logits_processor=processor)
         spans = fork_layout(t.completion_ids, tags)
         runs[num_paths, bias] = [
@@ -175,20 +153,10 @@ def test_max_blocks_zero_never_forks(tiny):
 
 def test_path_cap_and_eos_in_path(tiny):
     eng = engine(tiny, max_tokens=80, max_path_tokens=5, max_blocks=1)
-    tags = eng.tags
-    eos = min(eng.eos_ids)
-    forced = schedule(eng, fork_after=2, summary_tokens=1)
-
-    def processor(ctxs, logits):
-        logits = forced(ctxs, logits)
-        for i, c in enumerate(ctxs):
-            if c.segment == "path":
-                logits[i, tags["</Path>"]] = float("-inf")
-                if c.path == 1 and c.segment_tokens == 2:
-                    logits[i, eos] = 1e4  # EOS inside a path
-        return logits
-
-    (t,) = eng.generate(["Go"], logits_processor=processor)
+    tags, eos = eng.tags, min(eng.eos_ids)
+    (t,) = eng.generate(
+        ["Go"], logits_processor=eos_in_path_1(eng, schedule(eng, fork_after=2, summary_tokens=1))
+    )
     (_, s0, e0), (_, s1, e1) = fork_layout(t.completion_ids, tags)
     assert e0 - s0 + 1 == 7  # <Path> + 5 sampled (the cap) + inserted </Path>
     assert t.inserted[e0] and t.completion_ids[e0] == tags["</Path>"]

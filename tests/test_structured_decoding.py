@@ -8,31 +8,17 @@ from collections import Counter
 
 import pytest
 import torch
+from forcing import eos_in_path_1, other_path_1, schedule
 
 from pr1.rl.config import resolve
 from pr1.rollout import ForcedSchedule, RolloutConfig, RolloutEngine, SampleContext
 from pr1.structured import batch_inputs, build_structure
 
 
-@pytest.fixture(scope="module")
-def sharp():
-    """Peaked next-token distributions, so that float noise between batch layouts never flips a sample."""
-    from pr1.models import tiny_model
-
-    model, tok = tiny_model("llama", seed=1)
-    with torch.no_grad():
-        model.model.norm.weight.mul_(20)
-    return model, tok
-
-
 def engine(model_tok, **kw) -> RolloutEngine:
     kw.setdefault("seed", 3)
     kw.setdefault("mode", "structured")
     return RolloutEngine(*model_tok, RolloutConfig(**kw))
-
-
-def schedule(eng: RolloutEngine, **kw) -> ForcedSchedule:
-    return ForcedSchedule.for_tokenizer(eng.tokenizer, eos=eng.eos_ids, **kw)
 
 
 def scored(model, eng: RolloutEngine, traj, structured: bool = True, temperature: float = 1.0) -> list[float]:
@@ -101,14 +87,7 @@ def test_a_path_does_not_depend_on_its_siblings(tiny):
     for bias in (False, True):
         eng = engine(tiny, max_tokens=60, num_paths=3, max_blocks=1)
         forced = schedule(eng, fork_after=3, path_tokens=[6, 4, 8], summary_tokens=3)
-
-        def processor(ctxs, logits, forced=forced, bias=bias):
-            logits = forced(ctxs, logits)
-            for i, c in enumerate(ctxs):
-                if bias and c.segment == "path" and c.path == 1:
-                    logits[i, 1000] += 50.0  # path 1 writes something else entirely
-            return logits
-
+        processor = other_path_1(forced) if bias else forced
         (t,) = eng.generate(["Two roads"], logits_processor=processor)
         st = build_structure(t.completion_ids, eng.tag_ids)
         runs[bias] = (
@@ -177,18 +156,9 @@ def test_limits_hold(tiny):
 def test_path_cap_and_eos_in_a_path(tiny):
     eng = engine(tiny, max_tokens=80, max_path_tokens=5, max_blocks=1)
     tags, eos = eng.tags, min(eng.eos_ids)
-    forced = schedule(eng, fork_after=2, summary_tokens=2)
-
-    def processor(ctxs, logits):
-        logits = forced(ctxs, logits)
-        for i, c in enumerate(ctxs):
-            if c.segment == "path":
-                logits[i, tags["</Path>"]] = float("-inf")
-                if c.path == 1 and c.segment_tokens == 2:
-                    logits[i, eos] = 1e4  # EOS inside a path
-        return logits
-
-    (t,) = eng.generate(["Go"], logits_processor=processor)
+    (t,) = eng.generate(
+        ["Go"], logits_processor=eos_in_path_1(eng, schedule(eng, fork_after=2, summary_tokens=2))
+    )
     st = build_structure(t.completion_ids, eng.tag_ids)
     assert st.path.count(0) == 7 and st.path.count(1) == 4  # cap: <Path> + 5 + </Path>; EOS -> </Path>
     assert eos not in t.completion_ids and t.completion_ids.count(tags["</Parallel>"]) == 1
