@@ -4,9 +4,8 @@ lowers the loss and makes the model write parallel blocks, which the base model 
 import statistics
 
 import pytest
-from typer.testing import CliRunner
 
-from pr1.cli import app
+from pr1.coldstart.generate import GenerateConfig, generate
 from pr1.models import EMBEDDED_MODEL
 from pr1.runs import read_metrics
 from pr1.sft.config import Pr1SFTConfig
@@ -23,22 +22,7 @@ TEMPLATE = (
 @pytest.mark.slow
 def test_short_sft_teaches_the_format(tmp_path, shared_data):
     data = tmp_path / "synthetic.jsonl"
-    res = CliRunner().invoke(
-        app,
-        [
-            "data",
-            "generate",
-            "--teacher",
-            "synthetic",
-            "--source",
-            "synthetic",
-            "--limit",
-            "120",
-            "--out",
-            str(data),
-        ],
-    )
-    assert res.exit_code == 0, res.output
+    assert generate(GenerateConfig(teacher="synthetic", source="synthetic", limit=120, out=data)).kept == 120
     template = tmp_path / "template.txt"
     template.write_text(TEMPLATE)
     config = Pr1SFTConfig(
