@@ -348,3 +348,22 @@ def test_fork_when_the_row_fills_its_whole_cache_slot(tiny):
         assert torch.equal(cache[backend._slot[a], :, :64], src) and torch.equal(
             cache[backend._slot[b], :, :64], src
         )
+
+
+@pytest.mark.parametrize(("mode", "rows_per_trajectory"), [("fork", 3), ("free", 1)])
+def test_cache_is_sized_once_from_the_budget(tiny, mode, rows_per_trajectory):
+    """The engine tells the backend its bounds: slots never exceed batch x rows per trajectory (a fork adds
+    2 path rows to the main one; unplanned, slots grow 4 at a time), and every slot is as long as the longest
+    prompt plus the budget from the first token on (no growth while decoding)."""
+    eng = engine(tiny, mode=mode, max_tokens=40, batch_size=1)
+    seen = set()
+
+    def watch(event: TokenEvent) -> None:
+        seen.add((eng.backend.slots, eng.backend.capacity))
+
+    prompt_len = max(len(eng.encode(p)) for p in PROMPTS)
+    forced = schedule(eng, fork_after=5, path_tokens=4, summary_tokens=3)
+    trajs = eng.generate(PROMPTS, n=2, on_event=watch, logits_processor=forced)
+    assert len(trajs) == 6 and all(t.generated_tokens for t in trajs)
+    assert {c for _, c in seen} == {(prompt_len + 40 + 1 + 63) & ~63}
+    assert max(s for s, _ in seen) == rows_per_trajectory

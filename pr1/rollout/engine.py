@@ -232,6 +232,13 @@ class RolloutEngine:
             key = sample_keys[p] if sample_keys is not None else p
             for s in range(n):
                 trajs.append(_Traj(p * n + s, p, s, key & _MASK63, ids[-limit:], len(ids) > limit))
+        if not trajs:
+            return []
+        rows_per_traj = 1 if self.config.mode == "free" else 1 + self.config.num_paths
+        self.backend.plan(
+            rows=min(self.config.batch_size, len(trajs)) * rows_per_traj,
+            tokens=max(len(t.prompt_ids) for t in trajs) + self.config.max_tokens + 1,
+        )
         was_training = self.model.training
         self.model.eval()
         try:

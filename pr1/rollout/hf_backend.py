@@ -116,11 +116,27 @@ class HFBackend:
         self._row_at: list[int | None] = []  # slot -> row
         self._len: dict[int, int] = {}  # row -> cached tokens
         self._next_row = 0
+        self.max_rows: int | None = None  # the most rows live at once, when the engine has said (`plan`)
+
+    def plan(self, rows: int, tokens: int) -> None:
+        """Size hints for the next rows: at most `rows` live at once, none longer than `tokens`. Slots then
+        grow no further than `rows`, and are allocated `tokens` long from the start: no reallocation as rows
+        lengthen, no room over-reserved by growing in steps, and an out-of-memory error when decoding starts
+        rather than hours in. Rows that outgrow the hints still get room."""
+        self.max_rows = rows
+        tokens = (tokens + 63) & ~63
+        if not self.keys:
+            self.capacity = max(self.capacity, tokens)
+        elif tokens > self.capacity:
+            self._grow(self.slots, tokens)
 
     def new_row(self) -> int:
         """A new, empty row."""
         if None not in self._row_at:
-            self._grow(max(4, 2 * self.slots), self.capacity)
+            slots = max(4, 2 * self.slots)
+            if self.max_rows is not None:
+                slots = max(self.slots + 1, min(slots, self.max_rows))
+            self._grow(slots, self.capacity)
         slot = self._row_at.index(None)
         row = self._next_row
         self._next_row += 1
@@ -161,14 +177,22 @@ class HFBackend:
         return self._len[row]
 
     def _grow(self, slots: int, capacity: int) -> None:
-        if self.keys:
-            new_k = [self._resized(k, slots, capacity) for k in self.keys]
-            new_v = [self._resized(v, slots, capacity) for v in self.values]
+        """Reallocate the cache as `slots` x `capacity`, one layer at a time: each old layer is freed before
+        the next new one is allocated, so growing needs one layer's room on top of the cache, not a second
+        cache."""
+        shape = (slots, self.kv_heads, capacity, self.head_dim)
+        if not self.keys:
+            self.keys = [
+                torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(self.n_layers)
+            ]
+            self.values = [
+                torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(self.n_layers)
+            ]
         else:
-            shape = (slots, self.kv_heads, capacity, self.head_dim)
-            new_k = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(self.n_layers)]
-            new_v = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(self.n_layers)]
-        self.keys, self.values = new_k, new_v
+            for cache in (self.keys, self.values):
+                for i, old in enumerate(cache):
+                    cache[i] = self._resized(old, slots, capacity)
+                    del old
         self._row_at += [None] * (slots - self.slots)
         self.slots, self.capacity = slots, capacity
 
