@@ -350,10 +350,10 @@ def test_fork_when_the_row_fills_its_whole_cache_slot(tiny):
         )
 
 
-@pytest.mark.parametrize(("mode", "rows_per_trajectory"), [("fork", 3), ("free", 1)])
+@pytest.mark.parametrize(("mode", "rows_per_trajectory"), [("fork", 2), ("free", 1)])
 def test_cache_is_sized_once_from_the_budget(tiny, mode, rows_per_trajectory):
-    """The engine tells the backend its bounds: slots never exceed batch x rows per trajectory (a fork adds
-    2 path rows to the main one; unplanned, slots grow 4 at a time), and every slot is as long as the longest
+    """The engine tells the backend its bounds: slots never exceed batch x rows per trajectory (path 1 decodes
+    on the trajectory's row, path 2 on a forked one; unplanned, slots grow 4 at a time), and every slot is as long as the longest
     prompt plus the budget from the first token on (no growth while decoding)."""
     eng = engine(tiny, mode=mode, max_tokens=40, batch_size=1)
     seen = set()

@@ -234,7 +234,8 @@ class RolloutEngine:
                 trajs.append(_Traj(p * n + s, p, s, key & _MASK63, ids[-limit:], len(ids) > limit))
         if not trajs:
             return []
-        rows_per_traj = 1 if self.config.mode == "free" else 1 + self.config.num_paths
+        # a trajectory's row carries its first path; each further path has a row while its block is open
+        rows_per_traj = 1 if self.config.mode == "free" else max(1, self.config.num_paths)
         self.backend.plan(
             rows=min(self.config.batch_size, len(trajs)) * rows_per_traj,
             tokens=max(len(t.prompt_ids) for t in trajs) + self.config.max_tokens + 1,
