@@ -285,7 +285,7 @@ def test_cli_layers_repeated_config_files_and_flags(tmp_path, monkeypatch):
     assert isinstance(res.exception, Started)
     cfg = seen["cfg"]
     assert (cfg.reward, cfg.variant, cfg.mode) == ("alternating", "structured", "structured")  # the stage
-    assert (cfg.rollout_batch, cfg.micro_batch) == (4, 4) and cfg.steps == 7  # the profile, then the flag
+    assert (cfg.rollout_batch, cfg.micro_batch) == (7, 4) and cfg.steps == 7  # the profile, then the flag
     res = runner.invoke(app, [*args, "--rollout-batch", "2"])
     assert isinstance(res.exception, Started) and seen["cfg"].rollout_batch == 2
     res = runner.invoke(
