@@ -18,6 +18,7 @@ import dataclasses
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -185,3 +186,13 @@ def latest_checkpoint(path: str | Path) -> Path | None:
 def mark_checkpoint_complete(ckpt: Path, **state: Any) -> None:
     """Written last, after every file of the checkpoint: a checkpoint without it is ignored on resume."""
     write_json_atomic(ckpt / "COMPLETE", {"time": time.time(), **state})
+
+
+def peak_memory_gb() -> float:
+    """The `memory_gb` metric: peak accelerator memory allocated by torch, or on CPU the process's peak
+    resident memory, in GB (10^9 bytes)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 1e9
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports KiB

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from pr1.backends import unsloth_available
+from pr1.bench.report import Report
 from pr1.models import EMBEDDED_MODEL, add_tag_tokens, load_model, load_tokenizer, qwen3_config, save_model
 
 
@@ -127,15 +128,31 @@ def run_backends(
     return results
 
 
-def not_run_row(result: dict[str, Any], width: int) -> list[str]:
-    """A table row for a backend that was skipped or failed: the reason in the last of `width` cells."""
+def backends_report(
+    name: str,
+    title: str,
+    columns: list[str],
+    results: list[dict[str, Any]],
+    settings: dict[str, Any],
+    *,
+    row: Callable[[dict[str, Any]], list[str]],
+    compared: tuple[str, ...],
+    comparison: Callable[[dict[str, float]], str],
+) -> Report:
+    """A table with a row per backend: `row(result)` for one that ran (it has the `compared` figures), the
+    reason for one skipped or failed; and unsloth's `compared` figures over hf's, as `comparison` words it."""
+    rows = [row(r) if all(k in r for k in compared) else _not_run_row(r, len(columns)) for r in results]
+    figures: dict[str, Any] = {"results": results}
+    notes = []
+    by = {r["backend"]: r for r in results if all(k in r for k in compared)}
+    if "hf" in by and "unsloth" in by:
+        ratio = {k: by["unsloth"][k] / by["hf"][k] for k in compared}
+        figures["unsloth_vs_hf"] = ratio
+        notes.append(comparison(ratio))
+    failed = any("error" in r for r in results)
+    return Report(name, title, columns, rows, notes, settings, figures, failed)
+
+
+def _not_run_row(result: dict[str, Any], width: int) -> list[str]:
     why = result.get("skipped") or f"failed: {result.get('error')}"
     return [result["backend"], *["-"] * (width - 2), why]
-
-
-def unsloth_vs_hf(results: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float] | None:
-    """unsloth's figures divided by hf's, when both backends ran."""
-    by = {r["backend"]: r for r in results if all(k in r for k in keys)}
-    if "hf" not in by or "unsloth" not in by:
-        return None
-    return {k: by["unsloth"][k] / by["hf"][k] for k in keys}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pr1.bench.common import not_run_row, read_metrics, run_backends, run_child, unsloth_vs_hf
+from pr1.bench.common import backends_report, read_metrics, run_backends, run_child
 from pr1.bench.report import Report, num
 
 _SHAPE = ("mode", "batch", "group", "max_tokens", "fork_after", "path_tokens", "summary_tokens")
@@ -91,26 +91,28 @@ def grpo_report(
     )
     columns = ["backend", "step (s)", "rollout (s)", "scoring (s)", "update (s)", "rollout share",
                "rollout tokens/s", "peak memory (GB)"]  # fmt: skip
-    rows = [
-        [r["backend"], num(r["step_time_s"], 2), num(r["time_rollout_s"], 2), num(r["time_scoring_s"], 2),
-         num(r["time_update_s"], 2), f"{r['rollout_share']:.0%}", num(r["rollout_tokens_per_s"]),
-         num(r["peak_memory_gb"], 2)]
-        if "step_time_s" in r
-        else not_run_row(r, len(columns))
-        for r in results
-    ]  # fmt: skip
-    figures: dict[str, Any] = {"results": results}
-    notes = []
-    ratio = unsloth_vs_hf(results, ("step_time_s", "peak_memory_gb"))
-    if ratio:
-        figures["unsloth_vs_hf"] = ratio
-        notes.append(
-            f"unsloth vs hf: {ratio['step_time_s']:.2f}x the step time, {ratio['peak_memory_gb']:.2f}x the peak memory"
-        )
     shape = ", ".join(f"{k}={settings[k]}" for k in _SHAPE)
-    title = f"GRPO step (the last of {settings['steps']}), {shape}"
-    failed = any("error" in r for r in results)
-    return Report("grpo", title, columns, rows, notes, settings, figures, failed)
+    return backends_report(
+        "grpo",
+        f"GRPO step (the last of {settings['steps']}), {shape}",
+        columns,
+        results,
+        settings,
+        row=lambda r: [
+            r["backend"],
+            num(r["step_time_s"], 2),
+            num(r["time_rollout_s"], 2),
+            num(r["time_scoring_s"], 2),
+            num(r["time_update_s"], 2),
+            f"{r['rollout_share']:.0%}",
+            num(r["rollout_tokens_per_s"]),
+            num(r["peak_memory_gb"], 2),
+        ],  # fmt: skip
+        compared=("step_time_s", "peak_memory_gb"),
+        comparison=lambda q: (
+            f"unsloth vs hf: {q['step_time_s']:.2f}x the step time, {q['peak_memory_gb']:.2f}x the peak memory"
+        ),
+    )
 
 
 if __name__ == "__main__":  # the child process of `run_backend`

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pr1.bench.common import not_run_row, read_metrics, run_backends, run_child, unsloth_vs_hf
+from pr1.bench.common import backends_report, read_metrics, run_backends, run_child
 from pr1.bench.report import Report, num
 
 SETTINGS = {
@@ -57,22 +57,22 @@ def sft_report(
         "sft", backends, lambda b: run_backend(b, model, workdir / f"sft-{b}", settings), log
     )
     columns = ["backend", "quantization", "tokens/s", "peak memory (GB)", "loss (first → last step)"]
-    rows = [
-        [r["backend"], str(r["quant"]), num(r["tokens_per_s"]), num(r["peak_memory_gb"], 2),
-         f"{r['loss_first']:.2f} → {r['loss_last']:.2f}"]
-        if "tokens_per_s" in r
-        else not_run_row(r, len(columns))
-        for r in results
-    ]  # fmt: skip
-    figures: dict[str, Any] = {"results": results}
-    notes = []
-    ratio = unsloth_vs_hf(results, ("tokens_per_s", "peak_memory_gb"))
-    if ratio:
-        figures["unsloth_vs_hf"] = ratio
-        notes.append(
-            f"unsloth vs hf: {ratio['tokens_per_s']:.2f}x the tokens/s (target: at least 1.5x), "
-            f"{ratio['peak_memory_gb']:.2f}x the peak memory (target: at most 0.6x)"
-        )
-    title = f"SFT, {settings['steps']} optimizer steps per backend"
-    failed = any("error" in r for r in results)
-    return Report("sft", title, columns, rows, notes, settings, figures, failed)
+    return backends_report(
+        "sft",
+        f"SFT, {settings['steps']} optimizer steps per backend",
+        columns,
+        results,
+        settings,
+        row=lambda r: [
+            r["backend"],
+            str(r["quant"]),
+            num(r["tokens_per_s"]),
+            num(r["peak_memory_gb"], 2),
+            f"{r['loss_first']:.2f} → {r['loss_last']:.2f}",
+        ],  # fmt: skip
+        compared=("tokens_per_s", "peak_memory_gb"),
+        comparison=lambda q: (
+            f"unsloth vs hf: {q['tokens_per_s']:.2f}x the tokens/s (target: at least 1.5x), "
+            f"{q['peak_memory_gb']:.2f}x the peak memory (target: at most 0.6x)"
+        ),
+    )

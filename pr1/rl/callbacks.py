@@ -10,7 +10,6 @@ each update and writes the row once the step's last update is done, before the c
 from __future__ import annotations
 
 import math
-import resource
 import shutil
 import statistics
 import time
@@ -20,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import TrainerCallback
 
-from pr1.runs import Run, mark_checkpoint_complete
+from pr1.runs import Run, mark_checkpoint_complete, peak_memory_gb
 from pr1.score import SCORE_KEYS
 
 BASE_REWARDS = ("accuracy", "tiered", "parallel-accuracy")
@@ -59,12 +57,6 @@ class StepRecorder:
     def __init__(self) -> None:
         self.round: RoundStats | None = None
         self.time_rollout = 0.0
-
-
-def memory_gb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 def _mean(values: list[float]) -> float | None:
@@ -192,7 +184,7 @@ class RunCallback(TrainerCallback):
         elapsed = time.perf_counter() - self.round_start if self.round_start is not None else None
         if elapsed is not None:
             row["time_update"] = max(0.0, elapsed - stats.time_rollout - stats.time_scoring)
-        row["memory_gb"] = memory_gb()
+        row["memory_gb"] = peak_memory_gb()
         self.run.log_metrics(stats.step, **row)
         if self.log_rollouts:
             kept = [{k: r.get(k) for k in ROLLOUT_KEYS} for r in stats.records[: self.log_rollouts]]

@@ -379,6 +379,7 @@ def make_evaluate(cfg: RLConfig, base_model: str, out: Path) -> Callable[[int, P
                 max_blocks=cfg.max_blocks,
                 max_path_tokens=cfg.max_path_tokens,
                 max_prompt_tokens=cfg.max_prompt_tokens,
+                batch_size=cfg.rollout_batch,
                 limit=cfg.eval_limit,
                 prompt_file=cfg.prompt_file,
                 seed=cfg.seed,

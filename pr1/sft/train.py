@@ -12,7 +12,6 @@ things in the trainer (docs/SFT.md):
 
 from __future__ import annotations
 
-import resource
 import shutil
 import time
 from dataclasses import dataclass
@@ -24,19 +23,12 @@ from rich.console import Console
 
 from pr1.backends import generation_mode, pick_backend
 from pr1.errors import Pr1Error
-from pr1.runs import CHECKPOINTS_DIR, Run, latest_checkpoint, mark_checkpoint_complete
+from pr1.runs import CHECKPOINTS_DIR, Run, latest_checkpoint, mark_checkpoint_complete, peak_memory_gb
 from pr1.sft import backends
 from pr1.sft.config import Pr1SFTConfig
 from pr1.sft.data import StructuredCollator, build_dataset, count_tokens, load_sft_rows
 
 FINAL_DIR = "final"
-
-
-def peak_memory_gb() -> float:
-    """Peak accelerator memory, or on CPU the process's peak resident memory."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 1e9
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux reports KiB
 
 
 def make_callback(run: Run):
