@@ -367,3 +367,26 @@ def test_cache_is_sized_once_from_the_budget(tiny, mode, rows_per_trajectory):
     assert len(trajs) == 6 and all(t.generated_tokens for t in trajs)
     assert {c for _, c in seen} == {(prompt_len + 40 + 1 + 63) & ~63}
     assert max(s for s, _ in seen) == rows_per_trajectory
+
+
+def test_a_row_near_its_slot_end_is_not_padded_past_it(tiny):
+    """Regression: a row with little room left, fed a few tokens beside a longer prefill, would have its
+    padding written past the end of its slot; it goes in a forward of its own instead, with the same logits."""
+    from pr1.rollout.hf_backend import HFBackend
+
+    model, _ = tiny
+    backend = HFBackend(model)
+    backend.plan(rows=2, tokens=128)
+    with torch.inference_mode():
+        full = backend.new_row()
+        backend.forward([full], [list(range(10, 110))], [list(range(100))])
+        fresh = backend.new_row()
+        logits = backend.forward([full, fresh], [list(range(5, 10)), list(range(20, 80))],
+                                 [list(range(100, 105)), list(range(60))])  # fmt: skip
+    assert backend.capacity == 128 and backend.length(full) == 105 and backend.length(fresh) == 60
+    alone = HFBackend(model)
+    with torch.inference_mode():
+        row = alone.new_row()
+        alone.forward([row], [list(range(10, 110))], [list(range(100))])
+        expected = alone.forward([row], [list(range(5, 10))], [list(range(100, 105))])
+    assert torch.allclose(logits[0], expected[0], atol=1e-4)

@@ -238,16 +238,18 @@ class HFBackend:
         """Feed each row its tokens (at the given positions, after its cached tokens) and return the float32
         logits after each row's last token, [len(rows), vocab]. Rows fed one token share one forward; rows
         fed several (prefill) go in further forwards of at most `prefill_tokens` padded tokens each."""
+        self._reserve(max(self._len[row] + len(t) for row, t in zip(rows, tokens, strict=True)))
         singles = [i for i, t in enumerate(tokens) if len(t) == 1]
         multi = sorted((i for i, t in enumerate(tokens) if len(t) > 1), key=lambda i: -len(tokens[i]))
         groups = [singles] if singles else []
         while multi:  # longest first, so that each chunk pads little
-            width, take = len(tokens[multi[0]]), 1
-            while take < len(multi) and (take + 1) * width <= self.prefill_tokens:
-                take += 1
-            groups.append(multi[:take])
-            multi = multi[take:]
-        self._reserve(max(self._len[rows[i]] + len(tokens[i]) for g in groups for i in g))
+            width, group, rest = len(tokens[multi[0]]), [multi[0]], []
+            for i in multi[1:]:
+                # a row padded to `width` writes its padding past its end: only where its slot has room
+                room = self._len[rows[i]] + width <= self.capacity
+                (group if room and (len(group) + 1) * width <= self.prefill_tokens else rest).append(i)
+            groups.append(group)
+            multi = rest
         chunks, order = [], []
         start = 0
         for group in groups:
