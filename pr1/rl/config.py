@@ -57,7 +57,7 @@ class RLConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     # trajectories the engine decodes at once (per process; their paths decode alongside): THE memory knob
-    # of the rollout, whose KV cache holds rollout_batch x num_paths rows padded to the longest (examples/)
+    # of the rollout, whose KV cache holds rollout_batch x num_paths rows of prompt + max_tokens (examples/)
     rollout_batch: int = 64
     mask_inserted: bool = True  # False = reference behaviour: runtime-inserted tokens are trained on
     # Alternating / scaffold schedule (METHOD.md §4)

@@ -88,7 +88,7 @@ class HFBackend:
     """The decoding backend of the rollout engine for a transformers model.
 
     The engine's whole view of a backend is this interface (a vLLM backend would implement the same):
-    `new_row`, `fork_row`, `free_row`, `length`, `append_rows`, `forward(rows, tokens, positions)` and
+    `plan`, `new_row`, `fork_row`, `free_row`, `length`, `append_rows`, `forward(rows, tokens, positions)` and
     `release`.
     """
 
