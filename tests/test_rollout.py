@@ -390,3 +390,18 @@ def test_a_row_near_its_slot_end_is_not_padded_past_it(tiny):
         alone.forward([row], [list(range(10, 110))], [list(range(100))])
         expected = alone.forward([row], [list(range(5, 10))], [list(range(100, 105))])
     assert torch.allclose(logits[0], expected[0], atol=1e-4)
+
+
+def test_a_cache_that_does_not_fit_is_a_one_line_error(tiny, monkeypatch):
+    from pr1.rollout import hf_backend
+
+    def out_of_memory(self, shape):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    eng = engine(tiny, max_tokens=40, batch_size=4)
+    monkeypatch.setattr(hf_backend.HFBackend, "_zeros", out_of_memory)
+    with pytest.raises(
+        Pr1Error, match=r"KV cache \(\d+ rows x \d+ tokens = .* GiB\) does not fit.*--batch-size"
+    ):
+        eng.generate(PROMPTS)
+    assert eng.backend.slots == 0 and not eng.backend.keys

@@ -179,22 +179,31 @@ class HFBackend:
     def _grow(self, slots: int, capacity: int) -> None:
         """Reallocate the cache as `slots` x `capacity`, one layer at a time: each old layer is freed before
         the next new one is allocated, so growing needs one layer's room on top of the cache, not a second
-        cache."""
+        cache. Running out of GPU memory is a Pr1Error that says what was asked for and what to lower."""
         shape = (slots, self.kv_heads, capacity, self.head_dim)
-        if not self.keys:
-            self.keys = [
-                torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(self.n_layers)
-            ]
-            self.values = [
-                torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(self.n_layers)
-            ]
-        else:
-            for cache in (self.keys, self.values):
-                for i, old in enumerate(cache):
-                    cache[i] = self._resized(old, slots, capacity)
-                    del old
+        try:
+            if not self.keys:
+                self.keys = [self._zeros(shape) for _ in range(self.n_layers)]
+                self.values = [self._zeros(shape) for _ in range(self.n_layers)]
+            else:
+                for cache in (self.keys, self.values):
+                    for i, old in enumerate(cache):
+                        cache[i] = self._resized(old, slots, capacity)
+                        del old
+        except torch.OutOfMemoryError:
+            self.release()
+            size = 2 * self.n_layers * slots * capacity * self.kv_heads * self.head_dim * self.dtype.itemsize
+            raise Pr1Error(
+                f"the rollout's KV cache ({slots} rows x {capacity} tokens = {size / 2**30:.1f} GiB) does not fit "
+                "in GPU memory: decode fewer trajectories at once (pr1 eval --batch-size, pr1 rl --rollout-batch) "
+                "or shorten --max-tokens"
+            ) from None
         self._row_at += [None] * (slots - self.slots)
         self.slots, self.capacity = slots, capacity
+
+    def _zeros(self, shape: tuple[int, ...]) -> torch.Tensor:
+        # zeros, not empty: masked-out keys get weight 0, and 0 * NaN garbage would still be NaN
+        return torch.zeros(shape, dtype=self.dtype, device=self.device)
 
     def _reserve(self, need: int) -> None:
         """Room for `need` tokens per slot."""
@@ -202,8 +211,7 @@ class HFBackend:
             self._grow(self.slots, (max(need, self.capacity + self.capacity // 2) + 63) & ~63)
 
     def _resized(self, t: torch.Tensor, slots: int, capacity: int) -> torch.Tensor:
-        # zeros, not empty: masked-out keys get weight 0, and 0 * NaN garbage would still be NaN
-        out = torch.zeros((slots, self.kv_heads, capacity, self.head_dim), dtype=t.dtype, device=t.device)
+        out = self._zeros((slots, self.kv_heads, capacity, self.head_dim))
         out[: self.slots, :, : self.capacity] = t
         return out
 
