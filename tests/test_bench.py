@@ -81,18 +81,19 @@ def test_finished_benchmarks_are_reused_failed_ones_measured_again(tmp_path, mon
     monkeypatch.setattr(bench_sft, "run_backend", fake_backend)
     monkeypatch.setattr(suite, "saved_bench_model", lambda name, folder: name)
     config = BenchConfig(names=("sft",), backends=("hf",), quick=True)
-    (first,) = run_bench(config, tmp_path, command="pr1 bench sft", log=lambda line: None)
+    (first,) = run_bench(config, tmp_path, log=lambda line: None)
     assert first.failed and "failed: out of memory" in first.rows[0][-1]
-    (second,) = run_bench(config, tmp_path, command="pr1 bench sft", log=lambda line: None)
+    (second,) = run_bench(config, tmp_path, log=lambda line: None)
     assert not second.failed and second.rows[0][2] == "100.0"
     lines = []
-    (third,) = run_bench(config, tmp_path, command="pr1 bench sft", log=lines.append)
+    (third,) = run_bench(config, tmp_path, log=lines.append)
     assert calls == ["hf", "hf"] and "reused" in lines[0] and third.rows == second.rows
     other = BenchConfig(names=("sft",), backends=("hf",), quick=True, overrides={"steps": "3"})
-    run_bench(other, tmp_path, command="pr1 bench sft --set steps=3", log=lambda line: None)
+    run_bench(other, tmp_path, log=lambda line: None)
     assert calls == ["hf", "hf", "hf"]  # other settings: measured again
     rows = [json.loads(line) for line in (tmp_path / "bench.jsonl").read_text().splitlines()]
     assert [r["failed"] for r in rows] == [True, False, False]
+    assert rows[-1]["command"] == f"pr1 bench sft --out {tmp_path} --backends hf --set steps=3 --quick"
     assert (tmp_path / "BENCH.md").read_text().count("### SFT") == 1
 
 
@@ -116,7 +117,8 @@ def test_quick_bench_on_cpu_writes_every_table(tmp_path):
         0 < grpo["response_tokens_mean"] <= 24
     )  # the forced shape: max_tokens, runtime-inserted tags included
     tables = (out / "BENCH.md").read_text()
-    assert tables.count("\n### ") == 4 and "pr1 bench --quick" in tables
+    command = f"`pr1 bench rollout structured sft grpo --out {out} --backends hf --quick`"
+    assert tables.count("\n### ") == 4 and tables.count(command) == 4
 
 
 @pytest.mark.gpu

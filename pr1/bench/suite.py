@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import shlex
 import tempfile
 import time
 from collections.abc import Callable
@@ -68,6 +69,16 @@ class BenchConfig:
             self.settings(name)  # a bad --set value fails before anything runs
         return self
 
+    def command(self, out: Path) -> str:
+        """The `pr1 bench` command line that runs this config (recorded with every table)."""
+        parts = ["pr1", "bench", *self.names, "--out", str(out)]
+        parts += ["--model", self.model] if self.model else []
+        parts += ["--backends", ",".join(self.backends)] if self.backends != BACKENDS else []
+        for key, value in self.overrides.items():
+            parts += ["--set", f"{key}={value}"]
+        parts += ["--quick"] if self.quick else []
+        return shlex.join(parts)
+
     def settings(self, name: str) -> dict[str, Any]:
         """The settings of benchmark `name` on this machine, with the `--set` values that apply to it."""
         settings = settings_for(_SETTINGS[name], self.quick)
@@ -97,9 +108,7 @@ def _kind(default: Any) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number"}.get(type(default), "a value")
 
 
-def run_bench(
-    config: BenchConfig, out: Path, *, command: str, log: Callable[[str], None] = print
-) -> list[Report]:
+def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = print) -> list[Report]:
     """Run the benchmarks of `config` (reusing those `out` already holds) and return their reports in order."""
     config.validate()
     model_name = config.model or default_model()
@@ -139,7 +148,7 @@ def run_bench(
             row = {
                 "name": name,
                 "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                "command": command,
+                "command": config.command(out),
                 "seconds": round(time.perf_counter() - start, 1),
                 "environment": env,
                 "key": _jsonable(key),

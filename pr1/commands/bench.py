@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -13,14 +11,13 @@ from pr1.bench.suite import TABLES_FILE, BenchConfig, run_bench
 
 def run_bench_command(config: BenchConfig, out: Path) -> None:
     console = Console(log_path=False)
-    command = "pr1 " + shlex.join(sys.argv[1:])
     with console.status("benchmarking") as status:
 
         def log(line: str) -> None:
             console.log(line)
             status.update(line)
 
-        reports = run_bench(config, out, command=command, log=log)
+        reports = run_bench(config, out, log=log)
     for report in reports:
         console.print(report.table())
     console.print(f"tables: {out / TABLES_FILE}   figures: {out / 'bench.jsonl'}")
