@@ -58,7 +58,12 @@ def pick_backend(requested: str, variant: str) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def generation_mode(model: Any, backend: str) -> Iterator[None]:
-    """Eval mode, no gradients (and Unsloth's inference kernels) while generating; the previous mode after."""
+    """Eval mode, no gradients (and Unsloth's inference kernels) while generating; the previous mode after.
+
+    Trained tag rows (peft's trainable tokens) are written into the embedding for the duration: unmerged, peft
+    rebuilds the whole embedding matrix (and a tied output matrix) on every forward, a fifth of a decoding
+    step on the embedded model. Merging copies the rows in and unmerging copies the saved originals back, so
+    the weights come out exactly as they went in."""
     was_training = model.training
     fast = None
     if backend == "unsloth":
@@ -66,13 +71,28 @@ def generation_mode(model: Any, backend: str) -> Iterator[None]:
 
         fast.for_inference(model)
     model.eval()
+    tokens = _unmerged_trainable_tokens(model)
     try:
         with torch.no_grad():
+            for layer in tokens:
+                layer.merge()
             yield
     finally:
+        with torch.no_grad():
+            for layer in reversed(tokens):
+                if layer.merged:
+                    layer.unmerge()
         if fast is not None and was_training:
             fast.for_training(model)
         model.train(was_training)
+
+
+def _unmerged_trainable_tokens(model: Any) -> list[Any]:
+    try:
+        from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+    except ImportError:  # pragma: no cover  (peft is a dependency; older versions lack the layer)
+        return []
+    return [m for m in model.modules() if isinstance(m, TrainableTokensLayer) and not m.merged]
 
 
 def load_unsloth(name: str, *, max_seq_length: int, quant: str, trust_remote_code: bool) -> tuple[Any, Any]:
