@@ -3,7 +3,6 @@ running one backend's training in a child process (so that its peak memory is it
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -104,11 +103,6 @@ def run_child(cmd: list[str]) -> str | None:
         return None
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
     return tail[0]
-
-
-def read_metrics(folder: Path) -> list[dict[str, Any]]:
-    path = folder / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def settings_for(table: dict[str, dict[str, Any]], quick: bool) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pr1.bench.common import backends_report, read_metrics, run_backends, run_child
+from pr1.bench.common import backends_report, run_backends, run_child
 from pr1.bench.report import Report, num
+from pr1.jsonl import read_jsonl
 
 _SHAPE = ("mode", "batch", "group", "max_tokens", "fork_after", "path_tokens", "summary_tokens")
 SETTINGS = {
@@ -66,7 +67,7 @@ def run_backend(backend: str, model: str, out: Path, settings: dict[str, Any]) -
     error = run_child(["-m", "pr1.bench.grpo", backend, str(out), json.dumps({**settings, "model": model})])
     if error:
         return {"backend": backend, "error": error}
-    rows = read_metrics(out)
+    rows = read_jsonl(out / "metrics.jsonl")
     last = rows[-1]
     step = last["time_rollout"] + last["time_scoring"] + last["time_update"]
     return {

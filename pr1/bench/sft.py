@@ -14,8 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pr1.bench.common import backends_report, read_metrics, run_backends, run_child
+from pr1.bench.common import backends_report, run_backends, run_child
 from pr1.bench.report import Report, num
+from pr1.jsonl import read_jsonl
 
 SETTINGS = {
     "cpu": dict(data="parallel-gsm8k-sample", steps=6, micro_batch=2, max_length=512, lora_r=16, quant="auto"),
@@ -34,7 +35,7 @@ def run_backend(backend: str, model: str, out: Path, s: dict[str, Any]) -> dict[
     )  # fmt: skip
     if error:
         return {"backend": backend, "error": error}
-    rows = [r for r in read_metrics(out) if "loss" in r]
+    rows = [r for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
     steady = [r["tokens_per_s"] for r in rows[1:]] or [rows[0]["tokens_per_s"]]
     info = json.loads((out / "run.json").read_text(encoding="utf-8"))
     return {

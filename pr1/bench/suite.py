@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from pr1.bench import grpo, rollout, sft
 from pr1.bench.common import default_model, environment, load_bench_model, saved_bench_model, settings_for
 from pr1.bench.report import Report
@@ -141,6 +143,9 @@ def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = pr
                 run = rollout.rollout_report if name == "rollout" else rollout.structured_report
                 report = run(*loaded, settings, log=log)
             else:
+                loaded.clear()  # the training children get the whole GPU
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
                 # saved once with the tags (the forced trajectory shapes need their ids in the tokenizer)
                 child_model = saved_bench_model(model_name, Path(tmp) / "model")
                 run = sft.sft_report if name == "sft" else grpo.grpo_report
