@@ -393,7 +393,7 @@ def chat(
 ) -> None:
     """Chat with a model and watch its parallel paths branch, grow side by side and fold into summaries."""
     from pr1.commands.chat import run_chat_command
-    from pr1.tui.chat_backend import ChatSettings
+    from pr1.tui.chat_session import ChatSettings
 
     settings = ChatSettings(temperature, top_p, max_tokens, paths, mode, seed)
     run_chat_command(model, adapter, settings, prompt_file, save, device, dtype, trust_remote_code)

@@ -232,14 +232,14 @@ def test_rollout_batch_is_how_many_trajectories_the_engine_decodes_at_once(tiny,
     from accelerate import Accelerator
 
     from pr1.rl.rollout import EngineRollout
-    from pr1.rollout.hf_backend import HFBackend
+    from pr1.rollout.row_decoder import RowDecoder
 
     model, tok = tiny
     cfg = resolve({"model": "tiny", "mode": "free", "rollout_batch": rollout_batch, "max_tokens": 5})
     widths = []
-    forward = HFBackend.forward
+    forward = RowDecoder.forward
     monkeypatch.setattr(
-        HFBackend, "forward", lambda self, rows, *a: widths.append(len(rows)) or forward(self, rows, *a)
+        RowDecoder, "forward", lambda self, rows, *a: widths.append(len(rows)) or forward(self, rows, *a)
     )
 
     def no_eos(contexts, logits):  # every trajectory runs to max_tokens, so none frees its row early

@@ -334,10 +334,10 @@ def test_engine_on_cuda(tiny, dtype):
 
 def test_fork_when_the_row_fills_its_whole_cache_slot(tiny):
     """Regression: forking a row whose length equals the slot capacity (a whole-slot slice) must copy."""
-    from pr1.rollout.hf_backend import HFBackend
+    from pr1.rollout.row_decoder import RowDecoder
 
     model, _ = tiny
-    backend = HFBackend(model)
+    backend = RowDecoder(model)
     with torch.inference_mode():  # as the engine runs it
         row = backend.new_row()
         backend.forward([row], [list(range(10, 74))], [list(range(64))])
@@ -359,7 +359,7 @@ def test_cache_is_sized_once_from_the_budget(tiny, mode, rows_per_trajectory):
     seen = set()
 
     def watch(event: TokenEvent) -> None:
-        seen.add((eng.backend.slots, eng.backend.capacity))
+        seen.add((eng.decoder.slots, eng.decoder.capacity))
 
     prompt_len = max(len(eng.encode(p)) for p in PROMPTS)
     forced = schedule(eng, fork_after=5, path_tokens=4, summary_tokens=3)
@@ -372,10 +372,10 @@ def test_cache_is_sized_once_from_the_budget(tiny, mode, rows_per_trajectory):
 def test_a_row_near_its_slot_end_is_not_padded_past_it(tiny):
     """Regression: a row with little room left, fed a few tokens beside a longer prefill, would have its
     padding written past the end of its slot; it goes in a forward of its own instead, with the same logits."""
-    from pr1.rollout.hf_backend import HFBackend
+    from pr1.rollout.row_decoder import RowDecoder
 
     model, _ = tiny
-    backend = HFBackend(model)
+    backend = RowDecoder(model)
     backend.plan(rows=2, tokens=128)
     with torch.inference_mode():
         full = backend.new_row()
@@ -384,7 +384,7 @@ def test_a_row_near_its_slot_end_is_not_padded_past_it(tiny):
         logits = backend.forward([full, fresh], [list(range(5, 10)), list(range(20, 80))],
                                  [list(range(100, 105)), list(range(60))])  # fmt: skip
     assert backend.capacity == 128 and backend.length(full) == 105 and backend.length(fresh) == 60
-    alone = HFBackend(model)
+    alone = RowDecoder(model)
     with torch.inference_mode():
         row = alone.new_row()
         alone.forward([row], [list(range(10, 110))], [list(range(100))])
@@ -393,15 +393,15 @@ def test_a_row_near_its_slot_end_is_not_padded_past_it(tiny):
 
 
 def test_a_cache_that_does_not_fit_is_a_one_line_error(tiny, monkeypatch):
-    from pr1.rollout import hf_backend
+    from pr1.rollout import row_decoder
 
     def out_of_memory(self, shape):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     eng = engine(tiny, max_tokens=40, batch_size=4)
-    monkeypatch.setattr(hf_backend.HFBackend, "_zeros", out_of_memory)
+    monkeypatch.setattr(row_decoder.RowDecoder, "_zeros", out_of_memory)
     with pytest.raises(
         Pr1Error, match=r"KV cache \(\d+ rows x \d+ tokens = .* GiB\) does not fit.*--batch-size"
     ):
         eng.generate(PROMPTS)
-    assert eng.backend.slots == 0 and not eng.backend.keys
+    assert eng.decoder.slots == 0 and not eng.decoder.keys

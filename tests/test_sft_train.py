@@ -11,8 +11,8 @@ from sft_tiny import model_dir, tiny_config, write_problems, write_sft_rows
 from typer.testing import CliRunner
 
 import pr1.sft.train as train_mod
-from pr1.benchmarks import load_problems
 from pr1.cli import app
+from pr1.datasets import load_problems
 from pr1.errors import Pr1Error
 from pr1.models import load_model, tag_token_ids
 from pr1.prompts import PARALLEL_TEMPLATE

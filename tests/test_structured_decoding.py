@@ -60,14 +60,14 @@ def test_positions_fed_are_the_multiverse_positions(tiny):
     """Every token fed to the model goes in at the position `build_structure` gives it."""
     eng = engine(tiny, max_tokens=60, num_paths=2, max_blocks=2, max_path_tokens=4)
     fed: Counter = Counter()
-    forward = eng.backend.forward
+    forward = eng.decoder.forward
 
     def recording(rows, tokens, positions):
         for toks, posns in zip(tokens, positions, strict=True):
             fed.update(zip(toks, posns, strict=True))
         return forward(rows, tokens, positions)
 
-    eng.backend.forward = recording
+    eng.decoder.forward = recording
     # path 0 closes itself after 2 tokens, path 1 hits the 4-token cap (an inserted </Path>)
     (t,) = eng.generate(
         ["Go on"], logits_processor=schedule(eng, fork_after=3, path_tokens=[2, 50], summary_tokens=2)
@@ -212,9 +212,9 @@ def test_rl_logprob_gap_of_structured_training(tmp_path, mode, on_policy):
 
 
 def test_append_rows_copies_in_order_and_grows_the_cache(tiny):
-    from pr1.rollout.hf_backend import HFBackend
+    from pr1.rollout.row_decoder import RowDecoder
 
-    backend = HFBackend(tiny[0])
+    backend = RowDecoder(tiny[0])
     with torch.inference_mode():
         row = backend.new_row()
         backend.forward([row], [list(range(10, 70))], [list(range(60))])

@@ -121,7 +121,7 @@ def load_source(cfg: GenerateConfig) -> list[dict[str, Any]]:
         from pr1.coldstart.synthetic import synthetic_problems
 
         return synthetic_problems(cfg.limit, seed=cfg.seed)
-    from pr1.benchmarks import load_problems
+    from pr1.datasets import load_problems
 
     return load_problems(cfg.source, limit=cfg.limit)
 

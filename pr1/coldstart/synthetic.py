@@ -1033,7 +1033,7 @@ def make_problem(seed: int, index: int) -> Problem:
 
 
 def synthetic_problems(n: int, seed: int = 0) -> list[dict]:
-    """Rows {id, problem, answer, seed, index} like `benchmarks.load_problems` returns."""
+    """Rows {id, problem, answer, seed, index} like `pr1.datasets.load_problems` returns."""
     return [make_problem(seed, i).row(seed, i) for i in range(n)]
 
 

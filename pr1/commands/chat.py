@@ -8,7 +8,7 @@ from rich.console import Console
 
 from pr1.errors import Pr1Error
 from pr1.prompts import load_template
-from pr1.tui.chat_backend import ChatSettings
+from pr1.tui.chat_session import ChatSettings
 
 
 def load_adapter(model, adapter: Path):  # noqa: ANN001, ANN201 - transformers / peft models
@@ -37,7 +37,7 @@ def run_chat_command(
         raise Pr1Error(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
     with Console(stderr=True).status(f"loading {model}{' + ' + str(adapter) if adapter else ''} …"):
         from pr1.models import load_model
-        from pr1.tui.chat_backend import EngineBackend
+        from pr1.tui.chat_session import EngineGenerator
 
         lm, tokenizer = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
         if adapter is not None:
@@ -50,4 +50,4 @@ def run_chat_command(
     from pr1.tui.chat_app import run_chat
 
     name = model + (f" + {adapter.name}" if adapter else "")
-    run_chat(EngineBackend(lm, tokenizer, name, template), settings=settings, save_path=save)
+    run_chat(EngineGenerator(lm, tokenizer, name, template), settings=settings, save_path=save)

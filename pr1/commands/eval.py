@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pr1.benchmarks import eval_samples, load_problems, slug
+from pr1.datasets import eval_samples, load_problems, slug
 from pr1.errors import Pr1Error
 from pr1.evaluate import bench_metrics
 from pr1.jsonl import iter_jsonl, write_json_atomic

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pr1.benchmarks import REGISTRY, data_dir
+from pr1.datasets import REGISTRY, data_dir
 from pr1.errors import Pr1Error
 from pr1.jsonl import dumps
 from pr1.rewards import REWARD_NAMES, Schedule

@@ -287,7 +287,7 @@ def build_dataset(cfg: RLConfig) -> Any:
     """Rows {prompt (chat messages), answer, problem, id} of the training problems."""
     from datasets import Dataset
 
-    from pr1.benchmarks import load_problems
+    from pr1.datasets import load_problems
     from pr1.prompts import build_messages, load_template
 
     template = load_template(cfg.prompt_file)

@@ -40,7 +40,7 @@ import torch
 from pr1.errors import Pr1Error
 from pr1.models import tag_token_ids
 from pr1.rollout.config import RolloutConfig, TokenEvent, Trajectory
-from pr1.rollout.hf_backend import HFBackend
+from pr1.rollout.row_decoder import RowDecoder
 from pr1.rollout.sampling import LogitsProcessor, SampleContext, sample, uniform
 from pr1.structured import TagIds, build_structure
 
@@ -187,7 +187,7 @@ class RolloutEngine:
         eos = list(eos) if isinstance(eos, (list, tuple)) else [eos]
         self.eos_ids = frozenset(i for i in [tokenizer.eos_token_id, *eos] if i is not None)
         self.newline = tokenizer.encode("\n", add_special_tokens=False)
-        self.backend = HFBackend(model, compile=self.config.compile)
+        self.decoder = RowDecoder(model, compile=self.config.compile)
 
     def encode(self, prompt: Prompt) -> list[int]:
         """Token ids of a prompt: raw text as is, chat messages through the chat template (with the generation
@@ -236,7 +236,7 @@ class RolloutEngine:
             return []
         # a trajectory's row carries its first path; each further path has a row while its block is open
         rows_per_traj = 1 if self.config.mode == "free" else max(1, self.config.num_paths)
-        self.backend.plan(
+        self.decoder.plan(
             rows=min(self.config.batch_size, len(trajs)) * rows_per_traj,
             tokens=max(len(t.prompt_ids) for t in trajs) + self.config.max_tokens + 1,
         )
@@ -246,7 +246,7 @@ class RolloutEngine:
             with torch.inference_mode():
                 _Generation(self, trajs, on_event, stop, on_done, logits_processor).run()
         finally:
-            self.backend.release()
+            self.decoder.release()
             self.model.train(was_training)
         return [t.result for t in trajs]  # type: ignore[misc]
 
@@ -263,7 +263,7 @@ class _Generation:
         on_done: Callable[[Trajectory], None] | None,
         processor: LogitsProcessor | None,
     ):
-        self.e, self.cfg, self.backend = engine, engine.config, engine.backend
+        self.e, self.cfg, self.decoder = engine, engine.config, engine.decoder
         self.on_event, self.stop, self.on_done, self.processor = on_event, stop, on_done, processor
         self.seed = self.cfg.seed & _MASK63 if self.cfg.seed is not None else secrets.randbits(63)
         self.trajs = trajs
@@ -296,7 +296,7 @@ class _Generation:
             if t.prompt_index in leaders:
                 s.follows = leaders[t.prompt_index]
             else:
-                t.row = s.row = self.backend.new_row()
+                t.row = s.row = self.decoder.new_row()
                 s.pending = list(t.prompt_ids)
                 leaders[t.prompt_index] = s
             self.streams.append(s)
@@ -308,7 +308,7 @@ class _Generation:
                 take = 1 if len(s.pending) <= INLINE_FEED else len(s.pending)
                 fed.append((s, s.pending[:take]))
                 s.pending = s.pending[take:]
-        logits = self.backend.forward(
+        logits = self.decoder.forward(
             [s.row for s, _ in fed],  # type: ignore[misc]
             [tokens for _, tokens in fed],
             [list(range(s.pos, s.pos + len(tokens))) for s, tokens in fed],
@@ -328,7 +328,7 @@ class _Generation:
             if s.follows in followers:
                 followers[s.follows].append(s)  # type: ignore[index]
         for leader, group in followers.items():
-            rows = self.backend.fork_row(leader.row, len(group))  # type: ignore[arg-type]
+            rows = self.decoder.fork_row(leader.row, len(group))  # type: ignore[arg-type]
             for f, row in zip(group, rows, strict=True):
                 f.row, f.pos, f.follows = row, leader.pos, None
                 which[f] = which[leader]
@@ -448,14 +448,14 @@ class _Generation:
             t.out.extend(path.buf)  # type: ignore[arg-type]
         if self.cfg.mode == "structured":  # merge: every path is cached on its row, at its own positions
             sources = [(p.row, len(p.buf.ids)) for p in t.paths[1:]]  # type: ignore[union-attr]
-            self.backend.append_rows(t.row, sources)  # type: ignore[arg-type]
+            self.decoder.append_rows(t.row, sources)  # type: ignore[arg-type]
             feed, pos = [], max(p.pos for p in t.paths)
         else:  # lay the paths out causally: path 2… are read again after path 1
             feed, pos = list(first.pending), first.pos
             for path in t.paths[1:]:
                 feed += path.buf.ids  # type: ignore[union-attr]
         for path in t.paths[1:]:
-            self.backend.free_row(path.row)  # type: ignore[arg-type]
+            self.decoder.free_row(path.row)  # type: ignore[arg-type]
         summary = _Stream(t, "summary", first.block, row=t.row, pos=pos, detok=t.detok)
         t.paths = []
         self.new.append(summary)
@@ -498,10 +498,10 @@ class _Generation:
             if path in kept:
                 t.out.extend(path.buf)  # type: ignore[arg-type]
             if path.row is not None and path.row != t.row:
-                self.backend.free_row(path.row)
+                self.decoder.free_row(path.row)
             self._flush(t, path.detok, "path", path.block, path.path)
         if t.row is not None:
-            self.backend.free_row(t.row)
+            self.decoder.free_row(t.row)
         self._flush(t, t.detok, "main", None, None)
         if self.on_event is not None:
             self.on_event(TokenEvent(t.index, "main", None, None, -1, "", False, done=True))

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from pr1.benchmarks import REGISTRY, data_dir
+from pr1.datasets import REGISTRY, data_dir
 from pr1.errors import Pr1Error
 from pr1.jsonl import iter_jsonl
 from pr1.prompts import build_messages

@@ -157,7 +157,7 @@ class Plan:
 
 
 def plan(config: Pr1SFTConfig, console: Console) -> Plan:
-    from pr1.benchmarks import load_problems
+    from pr1.datasets import load_problems
     from pr1.prompts import load_template
 
     config.validate()

@@ -19,7 +19,7 @@ from textual.widgets import Footer, Input, Static
 
 from pr1.errors import Pr1Error
 from pr1.tui.app import Pr1App
-from pr1.tui.chat_backend import Backend, ChatSettings, Generation, SessionFile, Turn, split_answer
+from pr1.tui.chat_session import ChatSettings, Generation, Generator, SessionFile, Turn, split_answer
 from pr1.tui.live_trace import LiveTrace
 from pr1.tui.widgets.settings_panel import SettingsPanel
 from pr1.tui.widgets.trace_tree import TraceView
@@ -59,16 +59,16 @@ class ChatApp(Pr1App):
 
     def __init__(
         self,
-        backend: Backend,
+        generator: Generator,
         *,
         settings: ChatSettings | None = None,
         save_path: str | Path | None = None,
         refresh_interval: float = 0.05,
     ):
         super().__init__()
-        self.backend = backend
+        self.generator = generator
         self.initial_settings = (settings or ChatSettings()).check()
-        self.session = SessionFile(save_path or time.strftime("pr1-chat-%Y%m%d-%H%M%S.jsonl"), backend.name)
+        self.session = SessionFile(save_path or time.strftime("pr1-chat-%Y%m%d-%H%M%S.jsonl"), generator.name)
         self.refresh_interval = refresh_interval
         self.turns: list[Turn] = []
         self.views: list[TurnView] = []
@@ -100,7 +100,7 @@ class ChatApp(Pr1App):
 
     def _show_status(self, status: str) -> None:
         self.query_one("#chat-header", Static).update(
-            Content.assemble(("pr1 chat ", "bold $accent"), (self.backend.name, "bold"), "  ·  ", status)
+            Content.assemble(("pr1 chat ", "bold $accent"), (self.generator.name, "bold"), "  ·  ", status)
         )
 
     # --------------------------------------------------------------------------------------- generation
@@ -144,7 +144,7 @@ class ChatApp(Pr1App):
         result: Generation | None = None
         error: str | None = None
         try:
-            result = self.backend.generate(turn.problem, turn.settings, live.add, stop)
+            result = self.generator.generate(turn.problem, turn.settings, live.add, stop)
         except Exception as e:  # noqa: BLE001 - shown in the turn, the app goes on
             error = f"{type(e).__name__}: {e}"
         turn.result, turn.error, turn.stopped = result, error, stop.is_set()
@@ -226,6 +226,6 @@ class ChatApp(Pr1App):
 
 
 def run_chat(
-    backend: Backend, *, settings: ChatSettings | None = None, save_path: str | Path | None = None
+    generator: Generator, *, settings: ChatSettings | None = None, save_path: str | Path | None = None
 ) -> None:
-    ChatApp(backend, settings=settings, save_path=save_path).run()
+    ChatApp(generator, settings=settings, save_path=save_path).run()

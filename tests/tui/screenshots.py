@@ -9,7 +9,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tui_fixtures import CHAT_EVENTS, CHAT_PROBLEM, ReplayBackend, write_eval_run, write_rl_run, write_sft_run  # noqa: E402
+from tui_fixtures import (  # noqa: E402
+    CHAT_EVENTS,
+    CHAT_PROBLEM,
+    ReplayGenerator,
+    write_eval_run,
+    write_rl_run,
+    write_sft_run,
+)
 
 from pr1.tui.chat_app import ChatApp  # noqa: E402
 from pr1.tui.watch_app import WatchApp  # noqa: E402
@@ -38,7 +45,7 @@ async def main() -> None:
         pilot.app.query_one(RolloutList).table.move_cursor(row=5)
         await pilot.pause(0.5)
 
-    async def ask(pilot, wait_paused: ReplayBackend | None = None) -> None:  # noqa: ANN001
+    async def ask(pilot, wait_paused: ReplayGenerator | None = None) -> None:  # noqa: ANN001
         pilot.app.query_one("#prompt").value = CHAT_PROBLEM + " || 5"
         await pilot.press("enter")
         if wait_paused is not None:
@@ -53,7 +60,7 @@ async def main() -> None:
     await shoot(WatchApp(write_rl_run(tmp / "rl-demo2")), "watch-rollouts", rollout_tree)
     await shoot(WatchApp(write_sft_run(tmp / "sft-demo")), "watch-sft")
     await shoot(WatchApp(write_eval_run(tmp / "eval-demo")), "watch-eval")
-    live = ReplayBackend(CHAT_EVENTS, pause_at=28)
+    live = ReplayGenerator(CHAT_EVENTS, pause_at=28)
     await shoot(ChatApp(live, save_path=tmp / "s.jsonl"), "chat-live", lambda p: ask(p, live))
     live.resume.set()
 
@@ -63,7 +70,9 @@ async def main() -> None:
         first.set_collapsed(False)
 
     await shoot(
-        ChatApp(ReplayBackend(CHAT_EVENTS), save_path=tmp / "s2.jsonl"), "chat-folded", ask_then_unfold_first
+        ChatApp(ReplayGenerator(CHAT_EVENTS), save_path=tmp / "s2.jsonl"),
+        "chat-folded",
+        ask_then_unfold_first,
     )
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input
-from tui_fixtures import CHAT_EVENTS, CHAT_PROBLEM, CHAT_TEXT, Event, ReplayBackend, record
+from tui_fixtures import CHAT_EVENTS, CHAT_PROBLEM, CHAT_TEXT, Event, ReplayGenerator, record
 
 from pr1.errors import Pr1Error
 from pr1.format import parse
 from pr1.score import score_file
 from pr1.tui.chat_app import ChatApp
-from pr1.tui.chat_backend import ChatSettings, split_answer
+from pr1.tui.chat_session import ChatSettings, split_answer
 from pr1.tui.live_trace import LiveTrace
 from pr1.tui.widgets.trace_tree import TraceView
 from pr1.tui.widgets.turn_view import TurnView
@@ -82,7 +82,7 @@ def test_split_answer_and_settings_checks() -> None:
 
 
 async def test_streaming_branches_then_folds_into_summaries(tmp_path: Path) -> None:
-    backend = ReplayBackend(CHAT_EVENTS, pause_at=25)  # in the middle of block 0's paths
+    backend = ReplayGenerator(CHAT_EVENTS, pause_at=25)  # in the middle of block 0's paths
     app = ChatApp(backend, save_path=tmp_path / "s.jsonl", refresh_interval=0.02)
     async with app.run_test(size=SIZE) as pilot:
         await ask(app, pilot, CHAT_PROBLEM + " || 5")
@@ -106,7 +106,7 @@ async def test_streaming_branches_then_folds_into_summaries(tmp_path: Path) -> N
 
 
 async def test_escape_stops_generation_and_ui_stays_responsive(tmp_path: Path) -> None:
-    backend = ReplayBackend(CHAT_EVENTS, pause_at=20)
+    backend = ReplayGenerator(CHAT_EVENTS, pause_at=20)
     app = ChatApp(backend, save_path=tmp_path / "s.jsonl", refresh_interval=0.02)
     async with app.run_test(size=SIZE) as pilot:
         await ask(app, pilot, CHAT_PROBLEM)
@@ -124,7 +124,7 @@ async def test_escape_stops_generation_and_ui_stays_responsive(tmp_path: Path) -
 
 async def test_regenerate_save_and_score(tmp_path: Path) -> None:
     session = tmp_path / "session.jsonl"
-    app = ChatApp(ReplayBackend(CHAT_EVENTS), save_path=session, refresh_interval=0.02)
+    app = ChatApp(ReplayGenerator(CHAT_EVENTS), save_path=session, refresh_interval=0.02)
     async with app.run_test(size=SIZE) as pilot:
         await ask(app, pilot, CHAT_PROBLEM + " || 5")
         await wait_idle(app, pilot)
@@ -145,7 +145,7 @@ async def test_regenerate_save_and_score(tmp_path: Path) -> None:
 
 
 async def test_bad_setting_is_refused_with_a_notice(tmp_path: Path) -> None:
-    app = ChatApp(ReplayBackend(CHAT_EVENTS), save_path=tmp_path / "s.jsonl")
+    app = ChatApp(ReplayGenerator(CHAT_EVENTS), save_path=tmp_path / "s.jsonl")
     async with app.run_test(size=SIZE) as pilot:
         app.query_one("#num_paths", Input).value = "1"
         await ask(app, pilot, "What is 2 + 2?")
@@ -153,7 +153,7 @@ async def test_bad_setting_is_refused_with_a_notice(tmp_path: Path) -> None:
 
 
 async def test_quit_asks_once_when_turns_are_unsaved(tmp_path: Path) -> None:
-    app = ChatApp(ReplayBackend(record(["Final Answer: 4"], [])), save_path=tmp_path / "s.jsonl")
+    app = ChatApp(ReplayGenerator(record(["Final Answer: 4"], [])), save_path=tmp_path / "s.jsonl")
     async with app.run_test(size=SIZE) as pilot:
         await ask(app, pilot, "What is 2 + 2?")
         await wait_idle(app, pilot)
@@ -164,7 +164,7 @@ async def test_quit_asks_once_when_turns_are_unsaved(tmp_path: Path) -> None:
 
 
 async def test_backend_error_is_shown_in_the_turn(tmp_path: Path) -> None:
-    class Broken(ReplayBackend):
+    class Broken(ReplayGenerator):
         def generate(self, *args):  # noqa: ANN002
             raise RuntimeError("CUDA out of memory")
 
@@ -186,7 +186,7 @@ def test_snapshot_chat_branched_trace(snap_compare, tmp_path: Path) -> None:
         await pilot.press("ctrl+b")
         await pilot.pause()
 
-    app = ChatApp(ReplayBackend(CHAT_EVENTS), save_path=tmp_path / "s.jsonl")
+    app = ChatApp(ReplayGenerator(CHAT_EVENTS), save_path=tmp_path / "s.jsonl")
     assert snap_compare(app, terminal_size=SIZE, run_before=ask_and_unfold)
 
 
@@ -197,10 +197,10 @@ def test_snapshot_chat_branched_trace(snap_compare, tmp_path: Path) -> None:
 def tiny_backend():
     pytest.importorskip("pr1.rollout", reason="the rollout engine is not in this checkout yet")
     from pr1.models import tiny_model
-    from pr1.tui.chat_backend import EngineBackend
+    from pr1.tui.chat_session import EngineGenerator
 
     model, tokenizer = tiny_model("llama", seed=0)
-    return EngineBackend(model, tokenizer, "tiny-llama")
+    return EngineGenerator(model, tokenizer, "tiny-llama")
 
 
 @pytest.mark.slow

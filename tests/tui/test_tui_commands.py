@@ -11,7 +11,7 @@ from pr1.cli import app
 from pr1.commands.chat import load_adapter, run_chat_command
 from pr1.commands.watch import run_watch_command
 from pr1.errors import Pr1Error
-from pr1.tui.chat_backend import ChatSettings
+from pr1.tui.chat_session import ChatSettings
 
 
 def test_watch_refuses_a_folder_without_a_run(tmp_path: Path) -> None:

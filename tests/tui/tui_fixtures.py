@@ -280,7 +280,7 @@ CHAT_EVENTS = record(*CHAT_PARTS)
 CHAT_TEXT = layout(*CHAT_PARTS)
 
 
-class ReplayBackend:
+class ReplayGenerator:
     """Plays recorded events as if a model generated them. `pause_at`: wait at that event until
     `resume` is set (or the stop event), to look at a generation in the middle."""
 
@@ -293,7 +293,7 @@ class ReplayBackend:
 
     def generate(self, problem, settings, on_event, stop):  # noqa: ANN001
         from pr1.format import parse
-        from pr1.tui.chat_backend import Generation
+        from pr1.tui.chat_session import Generation
         from pr1.tui.live_trace import LiveTrace
 
         collected = LiveTrace()  # the engine returns its text in layout order, not in event order

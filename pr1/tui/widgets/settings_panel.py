@@ -7,7 +7,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Input, Label, Select
 
 from pr1.errors import Pr1Error
-from pr1.tui.chat_backend import MODES, ChatSettings
+from pr1.tui.chat_session import MODES, ChatSettings
 
 
 class SettingsPanel(VerticalScroll):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Collapsible
 
-from pr1.tui.chat_backend import Turn
+from pr1.tui.chat_session import Turn
 from pr1.tui.widgets.answer_line import AnswerLine
 from pr1.tui.widgets.trace_tree import TraceView
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from pr1.benchmarks import REGISTRY, eval_samples, load_problems
+from pr1.datasets import REGISTRY, eval_samples, load_problems
 from pr1.errors import Pr1Error
 from pr1.prompts import PARALLEL_TEMPLATE, build_messages, build_prompt, load_template
 

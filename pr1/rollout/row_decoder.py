@@ -42,7 +42,7 @@ def rows_attention(
     for name in _UNSUPPORTED:
         if kwargs.get(name) is not None:
             raise Pr1Error(
-                f"the hf rollout backend does not support attention with {name} (this model uses it)"
+                f"the rollout engine's KV-row decoder does not support attention with {name} (this model uses it)"
             )
     a, h, t, d = query.shape
     kv_heads = key.shape[1]
@@ -64,8 +64,8 @@ class _RowCache:
     """What the model's attention layers see as `past_key_values` during one forward: writes the new keys
     and values at per-row cache indices, returns each layer's cache view for these rows."""
 
-    def __init__(self, backend: HFBackend, start: int, stop: int, index: torch.Tensor, key_len: int):
-        self.backend, self.start, self.stop, self.key_len = backend, start, stop, key_len
+    def __init__(self, decoder: RowDecoder, start: int, stop: int, index: torch.Tensor, key_len: int):
+        self.decoder, self.start, self.stop, self.key_len = decoder, start, stop, key_len
         self.index = index  # [A, 1, T, 1]: cache index of each fed token
 
     def update(
@@ -76,18 +76,18 @@ class _RowCache:
         *args: object,
         **kwargs: object,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.backend.keys[layer_idx][self.start : self.stop]
-        v = self.backend.values[layer_idx][self.start : self.stop]
+        k = self.decoder.keys[layer_idx][self.start : self.stop]
+        v = self.decoder.values[layer_idx][self.start : self.stop]
         index = self.index.expand(key_states.shape)
         k.scatter_(2, index, key_states.to(k.dtype))
         v.scatter_(2, index, value_states.to(v.dtype))
         return k[:, :, : self.key_len], v[:, :, : self.key_len]
 
 
-class HFBackend:
-    """The decoding backend of the rollout engine for a transformers model.
+class RowDecoder:
+    """The KV-row decoder of the hf rollout engine: a transformers model over a cache of rows.
 
-    The engine's whole view of a backend is this interface (a vLLM backend would implement the same):
+    The engine's whole view of the model is this interface:
     `plan`, `new_row`, `fork_row`, `free_row`, `length`, `append_rows`, `forward(rows, tokens, positions)` and
     `release`.
     """

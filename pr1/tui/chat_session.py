@@ -49,7 +49,9 @@ class Generation:
     truncated: bool = False
 
 
-class Backend(Protocol):
+class Generator(Protocol):
+    """What the chat generates with: a model behind the rollout engine, or a replay in tests."""
+
     name: str
 
     def generate(
@@ -61,7 +63,7 @@ class Backend(Protocol):
     ) -> Generation: ...
 
 
-class EngineBackend:
+class EngineGenerator:
     """Generates with `pr1.rollout.RolloutEngine` (one trajectory per problem)."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str, template: str = PARALLEL_TEMPLATE):
