@@ -435,8 +435,8 @@ def eval_(
     tui: Annotated[bool, typer.Option("--tui", help="Show the evaluation live in the dashboard.")] = False,
 ) -> None:
     """Evaluate on math benchmarks: mean@k, pass@k, maj@k and parallel-thinking behaviour (docs/EVAL.md)."""
-    from pr1.commands.eval import EvalConfig, default_out, run_eval
     from pr1.commands.live import run_job
+    from pr1.eval.run import EvalConfig, default_out, run_eval
 
     cfg = EvalConfig(
         benches=benches,

@@ -189,7 +189,7 @@ def _evaluate(
     folder: Path, cfg: DemoConfig, adapter: Path | None, run: Run, step: int, console: Console
 ) -> dict:
     """Evaluate one stage on the held-out problems (the `pr1 eval` metrics); resumes a partial folder."""
-    from pr1.commands.eval import EvalConfig, run_eval
+    from pr1.eval import EvalConfig, run_eval
 
     stage = STAGES[step - 1]
     console.rule(f"[bold]evaluate: {stage}")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from pr1.cli import app
 from pr1.errors import Pr1Error
-from pr1.evaluate import bench_metrics, majority_correct, pass_at_k, pass_ks
+from pr1.eval.metrics import bench_metrics, majority_correct, pass_at_k, pass_ks
 from pr1.score import SCORE_KEYS
 
 runner = CliRunner()

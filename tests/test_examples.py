@@ -67,7 +67,7 @@ def test_documented_command_reaches_its_job(args, processes, tmp_path, monkeypat
 
     monkeypatch.setattr("pr1.rl.trainer.train", capture)
     monkeypatch.setattr("pr1.sft.train.train", capture)
-    monkeypatch.setattr("pr1.commands.eval.run_eval", capture)
+    monkeypatch.setattr("pr1.eval.run.run_eval", capture)
     monkeypatch.chdir(ROOT)
     args = [str(tmp_path / a) if i and args[i - 1] == "--out" else a for i, a in enumerate(args)]
     res = runner.invoke(app, args)

@@ -363,7 +363,7 @@ def make_evaluate(cfg: RLConfig, base_model: str, out: Path) -> Callable[[int, P
         )
 
     def evaluate(step: int, checkpoint: Path) -> dict[str, dict]:
-        from pr1.commands.eval import EvalConfig, run_eval
+        from pr1.eval import EvalConfig, run_eval
 
         adapter = (checkpoint / "adapter_config.json").is_file()
         results = run_eval(

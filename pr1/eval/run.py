@@ -18,7 +18,7 @@ from rich.table import Table
 
 from pr1.datasets import eval_samples, load_problems, slug
 from pr1.errors import Pr1Error
-from pr1.evaluate import bench_metrics
+from pr1.eval.metrics import bench_metrics
 from pr1.jsonl import iter_jsonl, write_json_atomic
 from pr1.progress import progress_bar
 from pr1.prompts import build_messages, load_template
