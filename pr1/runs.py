@@ -22,7 +22,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
 ROLLOUTS_FILE = "rollouts.jsonl"
 EVENTS_FILE = "events.jsonl"
+SUMMARY_FILE = "summary.json"  # an eval's figures
 CHECKPOINTS_DIR = "checkpoints"
 # api_key, hf_token, auth_token, secret, password ... but not max_tokens or api_key_env (a variable's name)
 SECRET_RE = re.compile(r"(api_?key$|(^|_)token$|secret|passw(or)?d|^authorization$)")
@@ -88,21 +89,13 @@ class Run:
         self.events = JsonlWriter(path / EVENTS_FILE)
 
     @classmethod
-    def create(cls, path: str | Path, kind: str, config: Any, *, resume: bool = False) -> Run:
-        """Open RUN_DIR for a `kind` job ("sft", "rl", "eval", ...). A folder that already holds a run
-        of another kind, or a finished-or-started run when `resume` is false, is refused."""
+    def create(cls, path: str | Path, kind: str, config: Any, *, resume: bool | None = False) -> Run:
+        """Open RUN_DIR for a `kind` job ("sft", "rl", "eval", ...), starting or resuming it as
+        `saved_settings` allows (`resume`: the same meaning)."""
         path = Path(path)
         existing = path / RUN_FILE
-        if existing.exists():
+        if saved_settings(path, kind, resume=resume) is not None:
             info = read_run_info(path)
-            if info.get("kind") != kind:
-                raise Pr1Error(
-                    f"{path}: holds a '{info.get('kind')}' run, not '{kind}'; choose another --out"
-                )
-            if not resume:
-                raise Pr1Error(
-                    f"{path}: a run already exists here; pass --resume to continue it or choose another --out"
-                )
             info["status"] = "running"
             info.setdefault("resumed_at", []).append(time.time())
         else:
@@ -121,7 +114,7 @@ class Run:
             }
         write_json_atomic(existing, info)
         run = cls(path, info)
-        run.event("resume" if resume and "resumed_at" in info else "start")
+        run.event("resume" if "resumed_at" in info else "start")
         return run
 
     def log_metrics(self, step: int, **metrics: Any) -> None:
@@ -158,6 +151,53 @@ class Run:
         self.update_info(status=status, finished=time.time(), **({"summary": summary} if summary else {}))
         for w in (self.metrics, self.rollouts, self.events):
             w.close()
+
+
+# ------------------------------------------------------------------------------------------- resuming
+
+
+def saved_settings(path: str | Path, kind: str, *, resume: bool | None) -> dict | None:
+    """The one check before a job opens its run folder; returns the settings to resume with, or None for a new
+    run. A folder holding a run of another kind is refused. `resume=True` (`--resume`): the folder must hold
+    a `kind` run; False: it must hold none; None: resume when it holds one (jobs whose rerun resumes:
+    `pr1 eval`, `pr1 demo`)."""
+    path = Path(path)
+    if not (path / RUN_FILE).exists():
+        if resume:
+            raise Pr1Error(f"--resume: {path} holds no run to resume (no {RUN_FILE})")
+        return None
+    info = read_run_info(path)
+    if info.get("kind") != kind:
+        raise Pr1Error(f"{path}: holds a '{info.get('kind')}' run, not '{kind}'; choose another --out")
+    if resume is False:
+        raise Pr1Error(
+            f"{path}: a run already exists here; pass --resume to continue it or choose another --out"
+        )
+    config = info.get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def check_resume(
+    saved: Mapping[str, Any],
+    given: Mapping[str, Any],
+    may_change: Collection[str],
+    spell: Callable[[str, Any], tuple[str, str]],
+    *,
+    where: str = "this run folder",
+) -> None:
+    """The resume rule: a resumed run keeps the settings it started with; the flags given when resuming may
+    change only the job's `may_change` keys (the steps to reach, how often to save, ...). One error names
+    every other setting they change (`spell(name, value)`: the setting's name and name-with-value as the user
+    gives them, e.g. ("--lr", "--lr 0.0001"))."""
+    changed = [k for k, v in given.items() if k not in may_change and k in saved and saved[k] != v]
+    if not changed:
+        return
+    what = "; ".join(f"{spell(k, given[k])[1]}: this run started with {saved[k]!r}" for k in changed)
+    allowed = ", ".join(sorted(spell(k, None)[0] for k in may_change)) or "nothing"
+    raise Pr1Error(
+        f"{where} holds a run with other settings: {what} (a resumed run keeps its settings and may change "
+        f"only {allowed}; or choose another --out)"
+    )
 
 
 def read_run_info(path: str | Path) -> dict:

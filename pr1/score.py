@@ -4,6 +4,7 @@ The row keys are a contract other tools (eval, data, the dashboard) rely on: kee
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -71,19 +72,41 @@ def score_file(
         yield lineno, score_completion(row[completion_key], row[answer_key], schedule, step)
 
 
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
 def summarise(records: Iterable[dict]) -> dict:
-    """Rows, accuracy, parallel ratio, format-valid rate, mean blocks, mean reward."""
+    """The figures of a set of scored rows, under the one set of names that `pr1 score`, `pr1 eval`, the RL
+    step metrics, the dashboard and the demo use. Rows are `pr1 score` records; the length figures need the
+    rollout keys (`tokens`, `critical_path_tokens`, `truncated`, `parallel_positions`) and are None without
+    them, as every figure is for no rows.
+
+    rows, accuracy, parallel_ratio, format_valid_rate, blocks_mean, paths_per_block_mean, parallel_position_mean,
+    response_tokens_mean, critical_path_tokens_mean, truncated_rate, no_answer_rate, reward_mean, reward_std"""
     rows = list(records)
-    n = len(rows)
 
-    def mean(key: str) -> float:
-        return sum(float(r[key]) for r in rows) / n if n else 0.0
+    def mean_of(key: str, value=float) -> float | None:  # noqa: ANN001  (a conversion function)
+        return _mean([value(r[key]) for r in rows if r.get(key) is not None])
 
+    rewards = [float(r["reward"]) for r in rows if r.get("reward") is not None]
+    reward_mean = _mean(rewards)
     return {
-        "rows": n,
-        "accuracy": mean("correct"),
-        "parallel_ratio": mean("parallel"),
-        "format_valid_rate": mean("format_valid"),
-        "mean_blocks": mean("n_blocks"),
-        "mean_reward": mean("reward"),
+        "rows": len(rows),
+        "accuracy": mean_of("correct"),
+        "parallel_ratio": mean_of("parallel"),
+        "format_valid_rate": mean_of("format_valid"),
+        "blocks_mean": mean_of("n_blocks"),
+        "paths_per_block_mean": _mean([b for r in rows for b in r.get("paths_per_block") or []]),
+        "parallel_position_mean": _mean([p for r in rows for p in r.get("parallel_positions") or []]),
+        "response_tokens_mean": mean_of("tokens"),
+        "critical_path_tokens_mean": mean_of("critical_path_tokens"),
+        "truncated_rate": mean_of("truncated"),
+        "no_answer_rate": _mean([float(r.get("pred") is None) for r in rows]),
+        "reward_mean": reward_mean,
+        "reward_std": (
+            math.sqrt(sum((x - reward_mean) ** 2 for x in rewards) / (len(rewards) - 1))
+            if len(rewards) > 1 and reward_mean is not None
+            else (0.0 if rewards else None)
+        ),
     }

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pr1 import settings
+from pr1.commands.sft import FLAGS
 from pr1.models import EMBEDDED_MODEL, load_tokenizer, save_model, tiny_model
-from pr1.sft.config import Pr1SFTConfig
+from pr1.sft.config import MAY_CHANGE_ON_RESUME, Pr1SFTConfig
 
 TRACE = (
     "Add them. <Parallel><Path>{a} plus {b} is {c}.</Path><Path>Count up from {a}: {c}.</Path></Parallel>\n"
@@ -62,3 +64,10 @@ def tiny_config(model: Path, data: Path, **overrides: object) -> Pr1SFTConfig:
         **overrides,
     }
     return Pr1SFTConfig(model=str(model), data=str(data), **settings)
+
+
+def resolve_config(flags: dict, stored: dict | None = None, files: tuple = ()) -> Pr1SFTConfig:
+    """`pr1 sft`'s resolution of its settings: flags over a resumed run's settings over the --config files."""
+    return settings.resolve(
+        Pr1SFTConfig, flags, files, saved=stored, may_change=MAY_CHANGE_ON_RESUME, flags=FLAGS
+    )

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 from pr1.bench import sft as bench_sft
 from pr1.bench import suite
 from pr1.bench.common import run_child, unavailable
+from pr1.bench.config import BenchConfig
 from pr1.bench.report import Report
-from pr1.bench.suite import BenchConfig, run_bench
+from pr1.bench.suite import run_bench
 from pr1.cli import app
 from pr1.errors import Pr1Error
 
@@ -21,27 +22,27 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (BenchConfig(names=("rollout", "speed")), "unknown benchmark 'speed'"),
-        (BenchConfig(backends=("vllm",)), "unknown backend 'vllm'"),
-        (BenchConfig(names=("sft",), overrides={"paths": "2"}), "--set paths: not a setting of sft"),
-        (BenchConfig(overrides={"paths": "2,x"}), "--set paths=2,x: expected comma-separated whole numbers"),
-        (BenchConfig(overrides={"gaps": "yes"}), "--set gaps=yes: expected true or false"),
-        (BenchConfig(overrides={"steps": "1.5"}), "--set steps=1.5: expected a whole number"),
+        (dict(names=("rollout", "speed")), "unknown benchmark 'speed'"),
+        (dict(backends=("vllm",)), "unknown backend 'vllm'"),
+        (dict(names=("sft",), overrides={"paths": "2"}), "--set paths: not a setting of sft"),
+        (dict(overrides={"paths": "2,x"}), "--set paths=2,x: expected comma-separated whole numbers"),
+        (dict(overrides={"gaps": "yes"}), "--set gaps=yes: expected true or false"),
+        (dict(overrides={"steps": "1.5"}), "--set steps=1.5: expected a whole number"),
     ],
 )
 def test_bad_settings_are_one_line_errors(config, message):
     with pytest.raises(Pr1Error, match=message.replace("(", r"\(")):
-        config.validate()
+        suite.check_overrides(BenchConfig(**config))
 
 
 def test_set_applies_to_every_benchmark_that_has_the_setting():
-    config = BenchConfig(
-        quick=True, overrides={"max_tokens": "48", "paths": "2,4", "gaps": "true"}
-    ).validate()
-    assert config.settings("rollout")["max_tokens"] == 48
-    assert config.settings("grpo")["max_tokens"] == 48
-    assert config.settings("structured")["paths"] == (2, 4) and config.settings("structured")["gaps"] is True
-    assert "max_tokens" not in config.settings("sft")
+    config = BenchConfig(quick=True, overrides={"max_tokens": "48", "paths": "2,4", "gaps": "true"})
+    suite.check_overrides(config)
+    settings = {name: suite.bench_settings(config, name) for name in ("rollout", "grpo", "structured", "sft")}
+    assert settings["rollout"]["max_tokens"] == 48
+    assert settings["grpo"]["max_tokens"] == 48
+    assert settings["structured"]["paths"] == (2, 4) and settings["structured"]["gaps"] is True
+    assert "max_tokens" not in settings["sft"]
 
 
 def test_cli_rejects_a_set_without_a_value(tmp_path):

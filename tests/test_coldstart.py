@@ -295,10 +295,16 @@ def test_synthetic_teacher_refuses_other_problems(tmp_path: Path) -> None:
 
 
 def test_bad_options_name_the_flag(tmp_path: Path) -> None:
-    with pytest.raises(Pr1Error, match="--samples-per-problem must be at least 1"):
-        generate(GenerateConfig(teacher="synthetic", out=tmp_path / "a.jsonl", samples_per_problem=0))
+    from pr1.commands.data import GENERATE_FLAGS
+    from pr1.settings import resolve
+
+    def command_line(**flags: object) -> GenerateConfig:
+        return resolve(GenerateConfig, flags, flags=GENERATE_FLAGS)
+
+    with pytest.raises(Pr1Error, match="--samples-per-problem 0: must be at least 1"):
+        command_line(teacher="synthetic", out=tmp_path / "a.jsonl", samples_per_problem=0)
     with pytest.raises(Pr1Error, match="expected a .jsonl file name"):
-        generate(GenerateConfig(teacher="synthetic", out=tmp_path / "a.txt"))
+        command_line(teacher="synthetic", out=tmp_path / "a.txt")
     bad = tmp_path / "b.jsonl"
     bad.write_text('{"id": "p0", "sample": 0}\nnot json\n{"id": "p1"}\n')
     with pytest.raises(Pr1Error, match=r"b.jsonl:2: invalid JSON"):

@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from pr1.demo import FAST, fast_config, run_demo
+from pr1.demo import FAST, run_demo
 from pr1.runs import read_metrics, read_run_info
 
 
 @pytest.mark.slow
 def test_fast_demo_runs_the_whole_curriculum(tmp_path):
     out = tmp_path / "demo"
-    results = run_demo(out, fast_config(FAST))
+    results = run_demo(out, FAST)
     assert set(results) == {"base", "sft", "rl"}
     for figures in results.values():
         assert 0.0 <= figures["accuracy"] <= 1.0 and 0.0 <= figures["parallel_ratio"] <= 1.0
@@ -24,5 +24,5 @@ def test_fast_demo_runs_the_whole_curriculum(tmp_path):
     kept = [json.loads(line) for line in (out / "data" / "coldstart.jsonl").open()]
     assert len(kept) == FAST.sft_traces
     # a rerun finds every stage finished and only re-reads the evaluations
-    again = run_demo(out, fast_config(FAST))
+    again = run_demo(out, FAST)
     assert again == results

@@ -82,7 +82,7 @@ def test_bench_metrics():
     assert m["parallel_position_mean"] == pytest.approx(0.5)
     assert m["response_tokens_mean"] == pytest.approx(110 / 8)
     assert m["critical_path_tokens_mean"] == pytest.approx(94 / 8)
-    assert m["truncation_rate"] == 0.125 and m["no_answer_rate"] == 0.125
+    assert m["truncated_rate"] == 0.125 and m["no_answer_rate"] == 0.125
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,6 @@ def test_eval_resumes_and_skips_finished_problems(shared_data, tiny_dir, tmp_pat
 
 def test_eval_rejects_bad_options(shared_data, tiny_dir, tmp_path):
     for extra, message in (
-        (["--backend", "vllm"], "--backend"),
         (["--samples", "0"], "--samples"),
         (["--mode", "weird"], "mode"),
     ):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pr1 import presets
+from pr1 import settings
 from pr1.cli import app
 from pr1.rl.config import RLConfig
 from pr1.sft.config import Pr1SFTConfig
@@ -78,7 +78,7 @@ def test_documented_command_reaches_its_job(args, processes, tmp_path, monkeypat
     cls = RLConfig if args[0] == "rl" else Pr1SFTConfig
     files = [args[i + 1] for i, a in enumerate(args) if a == "--config"]
     flags = {a[2:].replace("-", "_") for a in args if a.startswith("--")}
-    expected = {k: v for k, v in presets.layer(files, cls).items() if k not in flags}
+    expected = {k: v for k, v in settings.layer(files, cls).items() if k not in flags}
     assert {k: getattr(config, k) for k in expected} == expected
     if args[0] == "rl":
         from pr1.rl.trainer import batch_layout

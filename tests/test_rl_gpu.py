@@ -8,7 +8,7 @@ import pytest
 from pr1.backends import unsloth_available
 from pr1.models import save_model, tiny_model
 from pr1.rl.backends import resolve_backend
-from pr1.rl.config import resolve
+from pr1.rl.config import RLConfig
 from pr1.rl.trainer import train
 from pr1.runs import read_metrics, read_run_info
 
@@ -44,7 +44,7 @@ def settings(tmp_path):
 def test_unsloth_backend_trains_with_pr1_rollouts(tmp_path, settings):
     assert resolve_backend("auto", "causal") == "unsloth"
     out = tmp_path / "run"
-    train(resolve({**settings, "backend": "unsloth"}), out)
+    train(RLConfig(**{**settings, "backend": "unsloth"}), out)
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert all(r["logprob_gap_max"] < 0.5 and r["memory_gb"] > 0 for r in rows)  # bf16 / 4-bit noise only
@@ -55,7 +55,7 @@ def test_unsloth_backend_trains_with_pr1_rollouts(tmp_path, settings):
 @pytest.mark.parametrize("variant", ["causal", "structured"])
 def test_hf_backend_on_cuda(tmp_path, settings, variant):
     out = tmp_path / "run"
-    train(resolve({**settings, "backend": "hf", "variant": variant}), out)
+    train(RLConfig(**{**settings, "backend": "hf", "variant": variant}), out)
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == [1, 2, 3] and all(r["loss"] is not None for r in rows)
     assert read_run_info(out)["status"] == "finished"

@@ -9,7 +9,7 @@ from rl_stub import spy_rewards
 
 from pr1.models import EMBEDDED_MODEL, save_model, tiny_model
 from pr1.rl.backends import Policy, lora_config
-from pr1.rl.config import resolve
+from pr1.rl.config import RLConfig
 from pr1.rl.rollout import EngineRollout, prompt_groups
 from pr1.rl.trainer import build_dataset, build_trainer, train
 from pr1.rollout import ForcedSchedule, RolloutEngine
@@ -38,8 +38,8 @@ def test_prompt_groups():
 @pytest.mark.parametrize("mask_inserted", [True, False])
 def test_forked_rollouts_reach_trl_with_inserted_tokens_masked(tmp_path, problems, mask_inserted):
     model, tok = tiny_model("llama")
-    cfg = resolve(
-        {
+    cfg = RLConfig(
+        **{
             "model": "tiny",
             **problems,
             "batch": 1,
@@ -86,8 +86,8 @@ def test_forked_rollouts_reach_trl_with_inserted_tokens_masked(tmp_path, problem
 def test_twenty_engine_steps_switch_phase_at_9_10_19_20(tmp_path, problems):
     model, tok = tiny_model("llama")
     save_model(model, tok, tmp_path / "tiny")
-    cfg = resolve(
-        {
+    cfg = RLConfig(
+        **{
             "model": str(tmp_path / "tiny"),
             **problems,
             "reward": "alternating",
@@ -113,8 +113,8 @@ def test_twenty_engine_steps_switch_phase_at_9_10_19_20(tmp_path, problems):
 @pytest.mark.slow
 def test_smoke_run_on_the_embedded_model(tmp_path, problems):
     out = tmp_path / "run"
-    cfg = resolve(
-        {
+    cfg = RLConfig(
+        **{
             "model": EMBEDDED_MODEL,
             **problems,
             "batch": 1,

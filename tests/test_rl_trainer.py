@@ -10,7 +10,7 @@ from rl_stub import StubRollout, spy_rewards
 
 from pr1.models import save_model, tiny_model
 from pr1.rl.backends import Policy, lora_config
-from pr1.rl.config import resolve
+from pr1.rl.config import RLConfig
 from pr1.rl.trainer import build_dataset, build_trainer, score_completions, train
 from pr1.runs import read_metrics, read_run_info
 from pr1.structured import TagIds, batch_inputs
@@ -59,8 +59,8 @@ def saved(tmp_path, data, template):
 
 def make_trainer(tmp_path, data, texts, **settings):
     model, tok = tiny_model("llama")
-    cfg = resolve(
-        {
+    cfg = RLConfig(
+        **{
             "model": "tiny",
             "prompt_file": str(tmp_path / "template.txt"),
             "data": str(data),
@@ -190,7 +190,7 @@ def test_logprob_gap_between_sampling_and_training(tmp_path, data, variant, gap)
 def test_twenty_steps_switch_phase_at_9_10_19_20(tmp_path, saved):
     tok, settings = saved
     out = tmp_path / "run"
-    cfg = resolve({**settings, "reward": "alternating", "steps": 20, "save_every": 10, "log_rollouts": 2})
+    cfg = RLConfig(**{**settings, "reward": "alternating", "steps": 20, "save_every": 10, "log_rollouts": 2})
     rollout = StubRollout(tok, [PAR_OK, SEQ_OK])
     summary = train(cfg, out, rollout_func=rollout)
     rows = read_metrics(out)
@@ -239,7 +239,7 @@ def test_a_run_that_raises_is_marked_failed(tmp_path, saved):
 
     out = tmp_path / "run"
     with pytest.raises(ValueError):
-        train(resolve({**settings, "steps": 2, "save_every": 0}), out, rollout_func=broken)
+        train(RLConfig(**{**settings, "steps": 2, "save_every": 0}), out, rollout_func=broken)
     info = read_run_info(out)
     assert info["status"] == "failed" and info["summary"] == {"error": "the rollout broke"}
     end = json.loads((out / "events.jsonl").read_text().splitlines()[-1])
@@ -258,14 +258,14 @@ def test_resume_continues_at_the_same_step_and_phase(tmp_path, saved):
         "save_every": 2,
     }
     whole = StubRollout(tok, [PAR_OK, SEQ_WRONG])
-    train(resolve(settings), tmp_path / "whole", rollout_func=whole)
+    train(RLConfig(**settings), tmp_path / "whole", rollout_func=whole)
     broken = StubRollout(tok, [PAR_OK, SEQ_WRONG], interrupt_at=3)
     with pytest.raises(KeyboardInterrupt):
-        train(resolve(settings), tmp_path / "resumed", rollout_func=broken)
+        train(RLConfig(**settings), tmp_path / "resumed", rollout_func=broken)
     assert read_run_info(tmp_path / "resumed")["status"] == "interrupted"
     assert [r["step"] for r in read_metrics(tmp_path / "resumed")] == [1, 2]
     again = StubRollout(tok, [PAR_OK, SEQ_WRONG])
-    train(resolve(settings), tmp_path / "resumed", resume=True, rollout_func=again)
+    train(RLConfig(**settings), tmp_path / "resumed", resume=True, rollout_func=again)
     a, b = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "resumed")
     assert [(r["step"], r["phase"]) for r in b] == [(r["step"], r["phase"]) for r in a]
     assert [r["phase"] for r in b] == ["accuracy", "tiered", "accuracy", "tiered"]
@@ -291,7 +291,7 @@ def test_periodic_evaluation_runs_pr1_eval_on_the_checkpoint(tmp_path, data, sav
         "eval_limit": 2,
     }
     out = tmp_path / "run"
-    train(resolve(settings), out, rollout_func=StubRollout(tok, [PAR_OK, SEQ_OK]))
+    train(RLConfig(**settings), out, rollout_func=StubRollout(tok, [PAR_OK, SEQ_OK]))
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     (ev,) = [e for e in events if e["event"] == "eval"]
     assert ev["step"] == 2 and ev["problems"] == 2 and 0 <= ev["mean_at_k"] <= 1
@@ -316,8 +316,8 @@ def test_rl_continues_the_adapter_of_an_sft_run(tmp_path, data, template):
     sft_run = tmp_path / "sft"
     sft_train(tiny_config(base, write_sft_rows(tmp_path / "sft.jsonl")), sft_run)
     assert run_folder_source(str(sft_run)) == (str(base), str(sft_run / "final"))
-    cfg = resolve(
-        {
+    cfg = RLConfig(
+        **{
             "model": str(sft_run),
             "data": str(data),
             "prompt_file": template,

@@ -201,10 +201,10 @@ def test_counts_and_positions(tiny):
 
 def test_batched_equals_one_at_a_time(sharp):
     kw = dict(max_tokens=40, temperature=1.0, top_p=0.9)
-    eng = engine(sharp, batch_size=64, **kw)
+    eng = engine(sharp, rollout_batch=64, **kw)
     proc = schedule(eng, fork_after=6, path_tokens=[4, 9], summary_tokens=3)
     together = eng.generate(PROMPTS, n=2, logits_processor=proc)
-    queued = engine(sharp, batch_size=1, **kw).generate(PROMPTS, n=2, logits_processor=proc)
+    queued = engine(sharp, rollout_batch=1, **kw).generate(PROMPTS, n=2, logits_processor=proc)
     alone = [
         t
         for p, prompt in enumerate(PROMPTS)
@@ -270,7 +270,7 @@ def test_events_reconstruct_the_text(tiny, mode):
 
 
 def test_stop_event_ends_every_trajectory(tiny):
-    eng = engine(tiny, max_tokens=500, batch_size=2)
+    eng = engine(tiny, max_tokens=500, rollout_batch=2)
     stop = threading.Event()
     seen = []
 
@@ -355,7 +355,7 @@ def test_cache_is_sized_once_from_the_budget(tiny, mode, rows_per_trajectory):
     """The engine tells the backend its bounds: slots never exceed batch x rows per trajectory (path 1 decodes
     on the trajectory's row, path 2 on a forked one; unplanned, slots grow 4 at a time), and every slot is as long as the longest
     prompt plus the budget from the first token on (no growth while decoding)."""
-    eng = engine(tiny, mode=mode, max_tokens=40, batch_size=1)
+    eng = engine(tiny, mode=mode, max_tokens=40, rollout_batch=1)
     seen = set()
 
     def watch(event: TokenEvent) -> None:
@@ -398,7 +398,7 @@ def test_a_cache_that_does_not_fit_is_a_one_line_error(tiny, monkeypatch):
     def out_of_memory(self, shape):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    eng = engine(tiny, max_tokens=40, batch_size=4)
+    eng = engine(tiny, max_tokens=40, rollout_batch=4)
     monkeypatch.setattr(row_decoder.RowDecoder, "_zeros", out_of_memory)
     with pytest.raises(
         Pr1Error, match=r"KV cache \(\d+ rows x \d+ tokens = .* GiB\) does not fit.*--batch-size"

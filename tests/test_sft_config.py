@@ -5,11 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+from sft_tiny import resolve_config
 from typer.testing import CliRunner
 
 from pr1.cli import app
 from pr1.errors import Pr1Error
-from pr1.sft.config import Pr1SFTConfig, resolve_config
+from pr1.sft.config import Pr1SFTConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SFT_FILES = sorted(p.name for p in EXAMPLES.glob("sft-*.toml"))
@@ -117,5 +118,6 @@ def test_cli_config_reaches_the_run(tmp_path, monkeypatch):
     )
     assert isinstance(res.exception, Started) and seen["resume"]
     assert (seen["config"].quant, seen["config"].micro_batch) == ("4bit", 1)
-    res = runner.invoke(app, [*base, "--config", str(tmp_path / "missing.toml")])
+    fresh = ["sft", "--out", str(tmp_path / "run2"), "--model", "m", "--data", "d.jsonl"]
+    res = runner.invoke(app, [*fresh, "--config", str(tmp_path / "missing.toml")])
     assert isinstance(res.exception, Pr1Error) and "missing.toml: no such file" in str(res.exception)

@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
-from sft_tiny import write_sft_rows
+from sft_tiny import resolve_config, write_sft_rows
 
 from pr1.errors import Pr1Error
 from pr1.prompts import PARALLEL_TEMPLATE, SEQUENTIAL_TEMPLATE, build_messages
-from pr1.sft.config import Pr1SFTConfig, resolve_config
+from pr1.sft.config import Pr1SFTConfig
 from pr1.sft.data import (
     IGNORE,
     StructuredCollator,

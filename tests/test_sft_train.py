@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from sft_tiny import model_dir, tiny_config, write_problems, write_sft_rows
+from sft_tiny import model_dir, resolve_config, tiny_config, write_problems, write_sft_rows
 from typer.testing import CliRunner
 
 import pr1.sft.train as train_mod
@@ -17,7 +17,6 @@ from pr1.errors import Pr1Error
 from pr1.models import load_model, tag_token_ids
 from pr1.prompts import PARALLEL_TEMPLATE
 from pr1.runs import latest_checkpoint, read_metrics, read_run_info
-from pr1.sft.config import resolve_config
 from pr1.sft.data import IGNORE
 from pr1.sft.format_check import format_check
 from pr1.sft.train import train

@@ -10,7 +10,7 @@ import pytest
 import torch
 from forcing import eos_in_path_1, other_path_1, schedule
 
-from pr1.rl.config import resolve
+from pr1.rl.config import RLConfig
 from pr1.rollout import ForcedSchedule, RolloutConfig, RolloutEngine, SampleContext
 from pr1.structured import batch_inputs, build_structure
 
@@ -113,7 +113,7 @@ def test_batched_trajectories_fork_at_different_times(sharp):
     """Trajectories of one batch open their blocks at different steps (paths of some decode beside the main
     text of others); each is exact, and equals the same trajectory decoded alone (batch size 1)."""
     kw = dict(max_tokens=70, num_paths=2, max_blocks=2, temperature=1.0)
-    eng = engine(sharp, batch_size=16, **kw)
+    eng = engine(sharp, rollout_batch=16, **kw)
     forced = {k: schedule(eng, fork_after=2 + 5 * k, path_tokens=[3 + k, 7 - k], summary_tokens=2 + k)
               for k in range(4)}  # fmt: skip
 
@@ -129,7 +129,9 @@ def test_batched_trajectories_fork_at_different_times(sharp):
     assert len(starts) == 4
     for t in together:
         assert gap(sharp[0], eng, t) <= 1e-4
-    queued = engine(sharp, batch_size=1, **kw).generate(prompts, logits_processor=processor)  # one at a time
+    queued = engine(sharp, rollout_batch=1, **kw).generate(
+        prompts, logits_processor=processor
+    )  # one at a time
     for alone, t in zip(queued, together, strict=True):
         assert alone.completion_ids == t.completion_ids
         assert alone.logprobs == pytest.approx(t.logprobs, abs=1e-4)
@@ -174,9 +176,9 @@ def test_fork_sampling_is_off_policy_for_structured_scoring(tiny):
 
 
 def test_rl_structured_variant_samples_in_structured_mode():
-    assert resolve({"model": "m", "variant": "structured"}).mode == "structured"
-    assert resolve({"model": "m", "variant": "structured", "mode": "fork"}).mode == "fork"
-    assert resolve({"model": "m"}).mode == "fork"
+    assert RLConfig(**{"model": "m", "variant": "structured"}).mode == "structured"
+    assert RLConfig(**{"model": "m", "variant": "structured", "mode": "fork"}).mode == "fork"
+    assert RLConfig(**{"model": "m"}).mode == "fork"
 
 
 @pytest.mark.parametrize(("mode", "on_policy"), [(None, True), ("fork", False)])
@@ -192,7 +194,7 @@ def test_rl_logprob_gap_of_structured_training(tmp_path, mode, on_policy):
     data = tmp_path / "problems.jsonl"
     data.write_text('{"id": "p0", "problem": "What is 1+1?", "answer": "2"}\n')
     settings = {"model": "tiny", "data": str(data), "prompt_file": str(tmp_path / "template.txt")}
-    cfg = resolve({**settings, "variant": "structured", "mode": mode, "batch": 1, "group": 2,
+    cfg = RLConfig(**{**settings, "variant": "structured", "mode": mode, "batch": 1, "group": 2,
                    "max_tokens": 40, "lora_r": 4})  # fmt: skip
     assert cfg.mode == ("structured" if on_policy else "fork")
     model, tok = tiny_model("llama")

@@ -34,7 +34,7 @@ def child(backend: str, out: Path, settings: dict[str, Any]) -> None:
     """Runs in the benchmark's child process: `pr1 rl` with forced trajectory shapes."""
     from pr1.models import load_tokenizer
     from pr1.rl.backends import resolve_backend
-    from pr1.rl.config import resolve
+    from pr1.rl.config import RLConfig
     from pr1.rollout import ForcedSchedule
 
     if resolve_backend(backend, "causal") == "unsloth":
@@ -43,8 +43,8 @@ def child(backend: str, out: Path, settings: dict[str, Any]) -> None:
     from pr1.rl.trainer import train
 
     s = settings
-    cfg = resolve(
-        {"model": s["model"], "data": "gsm8k", "limit": s["batch"], "reward": "alternating", "mode": s["mode"],
+    cfg = RLConfig(
+        **{"model": s["model"], "data": "gsm8k", "limit": s["batch"], "reward": "alternating", "mode": s["mode"],
          "backend": backend, "batch": s["batch"], "group": s["group"], "steps": s["steps"],
          "max_tokens": s["max_tokens"], "micro_batch": s["micro_batch"], "rollout_batch": s["rollout_batch"],
          "lora_r": s["lora_r"],

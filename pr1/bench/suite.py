@@ -14,7 +14,7 @@ import shlex
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,11 @@ import torch
 
 from pr1.bench import grpo, rollout, sft
 from pr1.bench.common import default_model, environment, load_bench_model, saved_bench_model, settings_for
+from pr1.bench.config import BACKENDS, BENCHMARKS, RESULTS_FILE, TABLES_FILE, BenchConfig
 from pr1.bench.report import Report
 from pr1.errors import Pr1Error
 from pr1.jsonl import JsonlWriter, dumps, read_jsonl, write_text_atomic
 
-BENCHMARKS = ("rollout", "structured", "sft", "grpo")
-BACKENDS = ("hf", "unsloth")
-RESULTS_FILE = "bench.jsonl"
-TABLES_FILE = "BENCH.md"
 _SETTINGS = {
     "rollout": rollout.ROLLOUT_SETTINGS,
     "structured": rollout.STRUCTURED_SETTINGS,
@@ -38,56 +35,36 @@ _SETTINGS = {
 }
 
 
-@dataclass
-class BenchConfig:
-    names: tuple[str, ...] = BENCHMARKS
-    # None: the embedded model on CPU, a random-weight Qwen3-0.6B on CUDA; `qwen3-<size>` (0.6b, 1.7b, 4b):
-    # a random-weight Qwen3 of that architecture; else a model name or folder
-    model: str | None = None
-    backends: tuple[str, ...] = BACKENDS  # training backends of sft and grpo (skipped where unavailable)
-    quick: bool = False  # smoke-test sizes (seconds per benchmark on a CPU), not figures to publish
-    force: bool = False  # measure again what the folder already holds
-    # `--set KEY=VALUE`: a setting of every selected benchmark that has it
-    overrides: dict[str, str] = field(default_factory=dict)
+def check_overrides(config: BenchConfig) -> None:
+    """Each `--set` key is a setting of a selected benchmark, and its value parses (before anything runs)."""
+    known = {k for name in config.names for table in _SETTINGS[name].values() for k in table}
+    for key in config.overrides:
+        if key not in known:
+            raise Pr1Error(
+                f"--set {key}: not a setting of {', '.join(config.names)} (known: {', '.join(sorted(known))})"
+            )
+    for name in config.names:
+        bench_settings(config, name)
 
-    def validate(self) -> BenchConfig:
-        for name in self.names:
-            if name not in BENCHMARKS:
-                raise Pr1Error(
-                    f"pr1 bench: unknown benchmark {name!r}; expected some of {', '.join(BENCHMARKS)}"
-                )
-        for backend in self.backends:
-            if backend not in BACKENDS:
-                raise Pr1Error(f"--backends: unknown backend {backend!r}; expected hf and/or unsloth")
-        if not self.names or not self.backends:
-            raise Pr1Error("pr1 bench: nothing to run (no benchmark or no backend given)")
-        for key in self.overrides:
-            known = {k for name in self.names for table in _SETTINGS[name].values() for k in table}
-            if key not in known:
-                raise Pr1Error(
-                    f"--set {key}: not a setting of {', '.join(self.names)} (known: {', '.join(sorted(known))})"
-                )
-        for name in self.names:
-            self.settings(name)  # a bad --set value fails before anything runs
-        return self
 
-    def command(self, out: Path) -> str:
-        """The `pr1 bench` command line that runs this config (recorded with every table)."""
-        parts = ["pr1", "bench", *self.names, "--out", str(out)]
-        parts += ["--model", self.model] if self.model else []
-        parts += ["--backends", ",".join(self.backends)] if self.backends != BACKENDS else []
-        for key, value in self.overrides.items():
-            parts += ["--set", f"{key}={value}"]
-        parts += ["--quick"] if self.quick else []
-        return shlex.join(parts)
+def bench_settings(config: BenchConfig, name: str) -> dict[str, Any]:
+    """The settings of benchmark `name` on this machine, with the `--set` values that apply to it."""
+    settings = settings_for(_SETTINGS[name], config.quick)
+    for key, text in config.overrides.items():
+        if key in settings:
+            settings[key] = _parse(key, text, settings[key])
+    return settings
 
-    def settings(self, name: str) -> dict[str, Any]:
-        """The settings of benchmark `name` on this machine, with the `--set` values that apply to it."""
-        settings = settings_for(_SETTINGS[name], self.quick)
-        for key, text in self.overrides.items():
-            if key in settings:
-                settings[key] = _parse(key, text, settings[key])
-        return settings
+
+def command_line(config: BenchConfig, out: Path) -> str:
+    """The `pr1 bench` command line that runs this config (recorded with every table)."""
+    parts = ["pr1", "bench", *config.names, "--out", str(out)]
+    parts += ["--model", config.model] if config.model else []
+    parts += ["--backends", ",".join(config.backends)] if tuple(config.backends) != BACKENDS else []
+    for key, value in config.overrides.items():
+        parts += ["--set", f"{key}={value}"]
+    parts += ["--quick"] if config.quick else []
+    return shlex.join(parts)
 
 
 def _parse(key: str, text: str, default: Any) -> Any:
@@ -112,7 +89,7 @@ def _kind(default: Any) -> str:
 
 def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = print) -> list[Report]:
     """Run the benchmarks of `config` (reusing those `out` already holds) and return their reports in order."""
-    config.validate()
+    check_overrides(config)
     model_name = config.model or default_model()
     env = environment()
     results_path = out / RESULTS_FILE
@@ -123,7 +100,7 @@ def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = pr
     loaded: list[Any] = []  # the in-process model, loaded once for rollout and structured
     with tempfile.TemporaryDirectory(prefix="pr1-bench-") as tmp, JsonlWriter(results_path) as writer:
         for name in config.names:
-            settings = config.settings(name)
+            settings = bench_settings(config, name)
             key = {
                 "model": model_name,
                 "settings": settings,
@@ -153,7 +130,7 @@ def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = pr
             row = {
                 "name": name,
                 "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                "command": config.command(out),
+                "command": command_line(config, out),
                 "seconds": round(time.perf_counter() - start, 1),
                 "environment": env,
                 "key": _jsonable(key),

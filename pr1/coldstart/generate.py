@@ -15,30 +15,48 @@ from typing import Any
 from rich.console import Console
 
 from pr1.coldstart.teachers import Reply, Request, Teacher, TeacherError, check_teacher_spec, make_teacher
+from pr1.embedded import EMBEDDED_MODEL
 from pr1.errors import Pr1Error
 from pr1.format import TAGS, stats, strip_think, validate
 from pr1.grading import grade
 from pr1.jsonl import JsonlWriter, iter_jsonl
 from pr1.progress import progress_bar
 from pr1.prompts import build_messages, load_template
+from pr1.settings import SettingError, Settings, invalid, setting
 
 
 @dataclass
-class GenerateConfig:
-    teacher: str
-    out: Path
-    source: str = "gsm8k-train"
-    limit: int | None = None
-    samples_per_problem: int = 1
-    concurrency: int = 16
-    prompt_file: str | None = None
-    max_tokens: int = 4096  # the teacher's generation budget
-    max_length: int = 4096  # prompt + trace, in tokens of `tokenizer` (the paper's filter)
-    temperature: float = 0.6
-    teacher_model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    tokenizer: str = "smollm2-135m"
-    seed: int = 0
+class GenerateConfig(Settings):
+    teacher: str | None = setting(
+        None, "http(s)://HOST:PORT/v1 (OpenAI-compatible), hf:MODEL_OR_PATH, or synthetic."
+    )
+    out: Path | None = setting(None, "Kept traces (.jsonl); rejected ones go to OUT.rejected.jsonl.")
+    source: str = setting("gsm8k-train", "Problems: a dataset name, a .jsonl/.parquet file, or synthetic.")
+    limit: int | None = setting(None, "Use the first N problems (synthetic: make N).", min=1)
+    samples_per_problem: int = setting(1, "Traces asked for per problem.", min=1)
+    concurrency: int = setting(16, "Requests in flight (HTTP) or batch size (hf:).", min=1)
+    prompt_file: str | None = setting(
+        None, "Instruction template with {problem}.", shown="pr1's parallel prompt"
+    )
+    max_tokens: int = setting(4096, "The teacher's generation budget per trace.", min=1)
+    max_length: int = setting(4096, "Keep only traces whose prompt + trace fit in N tokens.", min=1)
+    temperature: float = setting(0.6, "Sampling temperature (0: greedy).", min=0)
+    teacher_model: str | None = setting(None, "Model name to request from an HTTP teacher.")
+    api_key_env: str = setting(
+        "OPENAI_API_KEY", "Environment variable holding the HTTP teacher's API key (optional)."
+    )
+    tokenizer: str = setting(EMBEDDED_MODEL, "Tokenizer that counts --max-length tokens.")
+    seed: int = setting(0, "Seed of --source synthetic and of local sampling.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.teacher:
+            raise SettingError("{teacher:name} is required", teacher=None)
+        if self.out is None:
+            raise SettingError("{out:name} is required", out=None)
+        self.out = Path(self.out)
+        if self.out.suffix != ".jsonl":
+            raise invalid("out", str(self.out), "expected a .jsonl file name")
 
 
 @dataclass
@@ -131,27 +149,10 @@ def _done_keys(path: Path) -> set[tuple[str, int]]:
     return {(str(row.get("id")), int(row.get("sample", 0))) for _, row in iter_jsonl(path)}
 
 
-def _validate(cfg: GenerateConfig) -> None:
-    checks = [
-        (cfg.limit is None or cfg.limit >= 1, "--limit", "at least 1"),
-        (cfg.samples_per_problem >= 1, "--samples-per-problem", "at least 1"),
-        (cfg.concurrency >= 1, "--concurrency", "at least 1"),
-        (cfg.max_tokens >= 1, "--max-tokens", "at least 1"),
-        (cfg.max_length >= 1, "--max-length", "at least 1"),
-        (cfg.temperature >= 0, "--temperature", "0 or more"),
-    ]
-    for ok, flag, expected in checks:
-        if not ok:
-            raise Pr1Error(f"{flag} must be {expected}")
-    if cfg.out.suffix != ".jsonl":
-        raise Pr1Error(f"--out {cfg.out}: expected a .jsonl file name")
-
-
 def generate(
     cfg: GenerateConfig, *, teacher: Teacher | None = None, console: Console | None = None
 ) -> GenerateResult:
     """Run (or resume) a generation; `teacher` overrides `cfg.teacher` (tests, library use)."""
-    _validate(cfg)
     if teacher is None:
         check_teacher_spec(cfg.teacher, cfg.teacher_model)
     console = console or Console(stderr=True)

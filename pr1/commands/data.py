@@ -1,24 +1,60 @@
-"""`pr1 data generate | stats | build`."""
+"""`pr1 data generate | stats | build`: cold-start parallel-thinking data (the paper's Algorithm 1)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from pr1.coldstart.build import build
 from pr1.coldstart.generate import GenerateConfig, generate
 from pr1.coldstart.stats import summarise
+from pr1.commands.flags import with_settings
 from pr1.jsonl import dumps
 from pr1.prompts import load_template
+from pr1.settings import resolve
+
+app = typer.Typer(
+    help="Cold-start parallel-thinking data: generate traces with a teacher, inspect them, build SFT/RL sets.",
+    no_args_is_help=True,
+)
+
+GENERATE_FLAGS = (
+    "teacher",
+    "out",
+    "source",
+    "limit",
+    "samples_per_problem",
+    "concurrency",
+    "prompt_file",
+    "max_tokens",
+    "max_length",
+    "temperature",
+    "teacher_model",
+    "api_key_env",
+    "tokenizer",
+    "seed",
+)
 
 
-def run_generate(cfg: GenerateConfig) -> None:
-    generate(cfg)
+@app.command("generate")
+@with_settings(GenerateConfig, GENERATE_FLAGS)
+def data_generate(settings: dict[str, Any]) -> None:
+    """Prompt a teacher on each problem and keep the format-valid, correct traces that fit (Algorithm 1).
+    Resumable: a rerun with the same --out skips what is done."""
+    generate(resolve(GenerateConfig, settings, flags=GENERATE_FLAGS))
 
 
-def run_stats(file: Path, trace_key: str, json_out: bool) -> None:
+@app.command("stats")
+def data_stats(
+    file: Annotated[Path, typer.Argument(help="A file written by `pr1 data generate` (or any trace file).")],
+    trace_key: Annotated[str, typer.Option(help="Key of the trace text.")] = "trace",
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """Acceptance rate, rejection reasons, blocks per trace, paths per block and lengths."""
     s = summarise(file, trace_key=trace_key)
     if json_out:
         print(dumps(s))
@@ -64,15 +100,23 @@ def run_stats(file: Path, trace_key: str, json_out: bool) -> None:
     console.print(table)
 
 
-def run_build(
-    file: Path,
-    out: Path | None,
-    sft_out: Path | None,
-    rl_out: Path | None,
-    trace_key: str,
-    prompt_file: str | None,
-    check: bool,
+@app.command("build")
+def data_build(
+    file: Annotated[Path, typer.Argument(help="Kept traces: rows with id, problem, answer and a trace.")],
+    out: Annotated[Path | None, typer.Option(help="Folder for sft.jsonl and rl.jsonl.")] = None,
+    sft_out: Annotated[Path | None, typer.Option(help="SFT file (prompt-completion chat rows).")] = None,
+    rl_out: Annotated[Path | None, typer.Option(help="RL file (prompt + answer rows).")] = None,
+    trace_key: Annotated[
+        str, typer.Option(help="Key of the trace text (the shared sample: solution).")
+    ] = "trace",
+    prompt_file: Annotated[
+        str | None, typer.Option(help="Instruction template with {problem} (default: pr1's parallel prompt).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option(help="Leave out rows whose trace is malformed or has a wrong answer.")
+    ] = True,
 ) -> None:
+    """Write the SFT-ready and RL-ready forms of a trace file (atomically)."""
     if out is not None:
         sft_out = sft_out or out / "sft.jsonl"
         rl_out = rl_out or out / "rl.jsonl"

@@ -1,4 +1,5 @@
-"""`--tui` for long commands: run the job in the background while the dashboard shows its run folder."""
+"""What the long commands share: `--tui` (the job in the background while the dashboard shows its run
+folder) and the help of `--config`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+
+CONFIG_HELP = (
+    "TOML settings file (examples/*.toml); repeat to layer several, later ones win; flags win over all."
+)
 
 
 def run_job(run_dir: Path, job: Callable[[], T], *, tui: bool) -> T:

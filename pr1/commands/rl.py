@@ -1,47 +1,66 @@
-"""`pr1 rl`: GRPO training into a run folder."""
+"""`pr1 rl`: GRPO training into a run folder (docs/RL.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
+from pr1.commands.flags import with_settings
+from pr1.commands.live import CONFIG_HELP, run_job
 from pr1.errors import Pr1Error
-from pr1.runs import RUN_FILE, read_run_info
+from pr1.rl.config import MAY_CHANGE_ON_RESUME, RLConfig
+from pr1.runs import saved_settings
+from pr1.settings import resolve
+
+FLAGS = (
+    "model",
+    "data",
+    "reward",
+    "variant",
+    "mode",
+    "group",
+    "batch",
+    "steps",
+    "lr",
+    "clip_low",
+    "clip_high",
+    "max_tokens",
+    "switch_step",
+    "eval_every",
+    "eval",
+    "save_every",
+    "backend",
+    "rollout_batch",
+    "prompt_file",
+    "lora_r",
+    "limit",
+    "mask_inserted",
+    "seed",
+)
 
 
-def run_rl(
-    options: dict[str, Any],
-    out: Path | None,
-    config_files: Sequence[Path],
-    resume: bool,
+@with_settings(RLConfig, FLAGS)
+def rl(
+    out: Annotated[Path | None, typer.Option(help="Run folder to write (required).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    config: Annotated[list[Path] | None, typer.Option(help=CONFIG_HELP)] = None,
+    tui: Annotated[bool, typer.Option("--tui", help="Show the run live in the dashboard.")] = False,
     *,
-    tui: bool = False,
+    settings: dict[str, Any],
 ) -> None:
-    """`options`: the command-line settings (None where a flag was not given); `config_files`: the `--config`
-    files, layered left to right."""
-    from pr1.rl.backends import resolve_backend
-    from pr1.rl.config import resolve
-
+    """Train with GRPO: pr1's fork/join rollouts, the paper's rewards and stages (see docs/RL.md)."""
     if out is None:
         raise Pr1Error("--out RUN_DIR is required (the run folder to write)")
-    saved = None
-    if (out / RUN_FILE).is_file():
-        info = read_run_info(out)
-        if info.get("kind") != "rl":
-            raise Pr1Error(f"{out}: holds a '{info.get('kind')}' run, not 'rl'; choose another --out")
-        if not resume:
-            raise Pr1Error(
-                f"{out}: a run already exists here; pass --resume to continue it or choose another --out"
-            )
-        saved = info.get("config")
-    cfg = resolve(options, presets=config_files, saved=saved)
-    if resolve_backend(cfg.backend, cfg.variant) == "unsloth":
+    saved = saved_settings(out, "rl", resume=resume)
+    cfg = resolve(RLConfig, settings, config or [], saved=saved, may_change=MAY_CHANGE_ON_RESUME, flags=FLAGS)
+    from pr1.backends import pick_backend
+
+    if pick_backend(cfg.backend, cfg.variant)[0] == "unsloth":
         import unsloth  # noqa: F401  (before transformers / trl / peft, so that its patches apply to them)
-    from pr1.commands.live import run_job
     from pr1.rl.trainer import train
 
     summary = run_job(out, lambda: train(cfg, out, resume=resume), tui=tui)

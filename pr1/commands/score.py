@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -14,9 +16,20 @@ from pr1.rewards import REWARD_NAMES, Schedule
 from pr1.score import score_file, summarise
 
 
-def run_score(
-    file: Path, reward: str, step: int, completion_key: str, answer_key: str, json_out: bool, skip_bad: bool
+def score(
+    file: Annotated[
+        Path, typer.Argument(help="JSON Lines file with a completion and a gold answer per row.")
+    ],
+    reward: Annotated[str, typer.Option(help=" | ".join(REWARD_NAMES))] = "accuracy",
+    step: Annotated[int, typer.Option(help="Training step (first = 1) for scheduled rewards.")] = 1,
+    completion_key: Annotated[str, typer.Option(help="Key of the completion text.")] = "completion",
+    answer_key: Annotated[str, typer.Option(help="Key of the gold answer.")] = "answer",
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON object per input row on stdout.")
+    ] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows instead of stopping.")] = False,
 ) -> None:
+    """Grade completions: accuracy, format validity, blocks and reward, per row or as a summary table."""
     if reward not in REWARD_NAMES:
         raise Pr1Error(f"--reward {reward!r}: expected one of {', '.join(REWARD_NAMES)}")
     if step < 1:
@@ -39,16 +52,15 @@ def run_score(
         table.add_column(col, justify="right")
     table.add_row(
         str(summary["rows"]),
-        f"{summary['accuracy']:.1%}",
-        f"{summary['parallel_ratio']:.1%}",
-        f"{summary['format_valid_rate']:.1%}",
-        f"{summary['mean_blocks']:.2f}",
-        f"{summary['mean_reward']:+.3f}",
+        *(f"{summary[k] or 0:.1%}" for k in ("accuracy", "parallel_ratio", "format_valid_rate")),
+        f"{summary['blocks_mean'] or 0:.2f}",
+        f"{summary['reward_mean'] or 0:+.3f}",
     )
     Console().print(table)
 
 
-def list_datasets() -> None:
+def datasets() -> None:
+    """List the named datasets and where each one would load from."""
     table = Table(title="pr1 datasets")
     for col in ("name", "description", "samples in eval", "source"):
         table.add_column(col)

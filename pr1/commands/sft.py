@@ -1,50 +1,73 @@
-"""`pr1 sft`."""
+"""`pr1 sft`: cold-start SFT into a run folder (docs/SFT.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
-from pr1.errors import Pr1Error
-from pr1.runs import RUN_FILE, read_run_info
-from pr1.sft.config import resolve_config
+from pr1.commands.flags import with_settings
+from pr1.commands.live import CONFIG_HELP, run_job
+from pr1.runs import saved_settings
+from pr1.settings import resolve
+from pr1.sft.config import MAY_CHANGE_ON_RESUME, Pr1SFTConfig
+
+FLAGS = (
+    "model",
+    "data",
+    "variant",
+    "prompt_file",
+    "lora_r",
+    "lora_alpha",
+    "quant",
+    "epochs",
+    "lr",
+    "tag_lr",
+    "batch",
+    "micro_batch",
+    "max_length",
+    "max_steps",
+    "save_every",
+    "keep_checkpoints",
+    "backend",
+    "format_check",
+    "format_check_base",
+    "format_check_data",
+    "format_check_length",
+    "gradient_checkpointing",
+    "seed",
+    "trust_remote_code",
+)
 
 
-def run_sft(
-    out: Path,
-    overrides: dict[str, Any],
-    resume: bool,
+@with_settings(Pr1SFTConfig, FLAGS)
+def sft(
+    out: Annotated[Path, typer.Option(help="Run folder to write (see docs/RUN_FOLDER.md).")],
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    config: Annotated[list[Path] | None, typer.Option(help=CONFIG_HELP)] = None,
+    tui: Annotated[bool, typer.Option("--tui", help="Show the run live in the dashboard.")] = False,
     *,
-    config_files: Sequence[Path] = (),
-    tui: bool = False,
+    settings: dict[str, Any],
 ) -> None:
-    """`overrides`: the flags given; `config_files`: the `--config` files, layered left to right."""
-    stored = None
-    if resume:
-        if not (out / RUN_FILE).is_file():
-            raise Pr1Error(f"--resume: {out} holds no run to resume (no {RUN_FILE})")
-        info = read_run_info(out)
-        if info.get("kind") != "sft":
-            raise Pr1Error(f"--resume: {out} holds a '{info.get('kind')}' run, not an sft run")
-        stored = info.get("config") or {}
-    config = resolve_config(overrides, stored, config_files)
-
-    from pr1.commands.live import run_job
+    """Cold-start SFT: LoRA/QLoRA on parallel-thinking traces, prompt tokens masked (see docs/SFT.md)."""
+    saved = saved_settings(out, "sft", resume=resume)
+    cfg = resolve(
+        Pr1SFTConfig, settings, config or [], saved=saved, may_change=MAY_CHANGE_ON_RESUME, flags=FLAGS
+    )
     from pr1.sft.train import train
 
     console = Console(stderr=True)
-    summary = run_job(out, lambda: train(config, out, resume=resume, console=console), tui=tui)
+    summary = run_job(out, lambda: train(cfg, out, resume=resume, console=console), tui=tui)
     checks = {
         name: summary[key]
         for name, key in (("base", "base_check"), ("sft", "format_check"))
         if key in summary
     }
     if checks:
-        table = Table(title=f"format check ({config.format_check} problems of {config.format_check_data})")
+        table = Table(title=f"format check ({cfg.format_check} problems of {cfg.format_check_data})")
         for col in (
             "model",
             "format valid",

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from pr1.grading import answers_match
+from pr1.score import summarise
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -43,14 +44,10 @@ def majority_correct(preds: Sequence[str | None], correct: Sequence[bool]) -> bo
     return bool(correct[best[0]])
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def bench_metrics(rows: Sequence[dict]) -> dict:
-    """Metrics of one benchmark's rows (keys of `pr1 score --json` plus `id`, `sample`, `tokens`,
-    `critical_path_tokens`, `truncated`, `parallel_positions`). Problems with fewer samples than the most
-    sampled one are left out of pass@k beyond their own sample count."""
+    """Metrics of one benchmark's rows (`pr1 score` records plus `id`, `sample` and the rollout keys): the
+    shared figures of `pr1.score.summarise`, and per problem mean@k, unbiased pass@k and maj@k. Problems with
+    fewer samples than the most sampled one are left out of pass@k beyond their own sample count."""
     by_problem: dict[str, list[dict]] = {}
     for row in rows:
         by_problem.setdefault(str(row["id"]), []).append(row)
@@ -63,24 +60,22 @@ def bench_metrics(rows: Sequence[dict]) -> dict:
         pass_at[str(kk)] = _mean(scores)
     maj = [majority_correct([r["pred"] for r in g], [r["correct"] for r in g]) for g in by_problem.values()]
     per_problem_acc = [sum(r["correct"] for r in g) / len(g) for g in by_problem.values()]
-    blocks = [b for r in rows for b in r["paths_per_block"]]
-    positions = [p for r in rows for p in r.get("parallel_positions", [])]
     return {
         "problems": len(by_problem),
         "samples": k,
-        "rows": len(rows),
+        **summarise(rows),
         "mean_at_k": _mean(per_problem_acc),
         "pass_at_k": pass_at,
         "maj_at_k": _mean([float(m) for m in maj]),
-        "parallel_ratio": _mean([float(r["parallel"]) for r in rows]),
-        "format_valid_rate": _mean([float(r["format_valid"]) for r in rows]),
-        "blocks_mean": _mean([r["n_blocks"] for r in rows]),
-        "paths_per_block_mean": _mean(blocks),
-        "parallel_position_mean": _mean(positions),
-        "response_tokens_mean": _mean([r["tokens"] for r in rows if "tokens" in r]),
-        "critical_path_tokens_mean": _mean(
-            [r["critical_path_tokens"] for r in rows if "critical_path_tokens" in r]
-        ),
-        "truncation_rate": _mean([float(r["truncated"]) for r in rows if "truncated" in r]),
-        "no_answer_rate": _mean([float(r["pred"] is None) for r in rows]),
     }
+
+
+def flat_metrics(figures: dict) -> dict[str, float]:
+    """The numeric figures of a benchmark, pass@k flattened to `pass_at_<k>`: a metrics.jsonl row."""
+    out = {k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out.update({f"pass_at_{k}": v for k, v in (figures.get("pass_at_k") or {}).items() if v is not None})
+    return out
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from rich.console import Console
@@ -18,59 +19,68 @@ from rich.table import Table
 
 from pr1.datasets import eval_samples, load_problems, slug
 from pr1.errors import Pr1Error
-from pr1.eval.metrics import bench_metrics
+from pr1.eval.metrics import bench_metrics, flat_metrics
 from pr1.jsonl import iter_jsonl, write_json_atomic
 from pr1.progress import progress_bar
 from pr1.prompts import build_messages, load_template
-from pr1.runs import ROLLOUTS_FILE, RUN_FILE, Run, read_run_info
+from pr1.rollout.config import RolloutConfig
+from pr1.runs import ROLLOUTS_FILE, SUMMARY_FILE, Run, check_resume, read_run_info, saved_settings
 from pr1.score import score_completion
+from pr1.settings import SettingError, setting, speller
 
-SUMMARY_FILE = "summary.json"
-BACKENDS = ("hf",)
-# Settings that change what is sampled: a run folder only resumes with the same ones.
-GENERATION_KEYS = (
-    "model",
-    "adapter",
-    "mode",
-    "temperature",
-    "top_p",
-    "top_k",
-    "max_tokens",
-    "num_paths",
-    "max_blocks",
-    "max_path_tokens",
-    "max_prompt_tokens",
-    "seed",
+# Settings that change what is sampled; a rerun into the same folder (which resumes it) may change the others.
+GENERATION_KEYS = frozenset(
+    {
+        "model",
+        "adapter",
+        "mode",
+        "temperature",
+        "top_p",
+        "top_k",
+        "max_tokens",
+        "num_paths",
+        "max_blocks",
+        "max_path_tokens",
+        "max_prompt_tokens",
+        "seed",
+    }
 )
 
 
 @dataclass
-class EvalConfig:
-    benches: list[str]
-    model: str
-    adapter: str | None = None
-    samples: int | None = None  # per problem; None = the benchmark's default (METHOD.md §8)
-    mode: str = "fork"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_tokens: int = 3000
-    num_paths: int = 2
-    max_blocks: int = 4
-    max_path_tokens: int = 4096
-    max_prompt_tokens: int = 2000
-    limit: int | None = None
-    batch_size: int = 64
-    backend: str = "hf"
-    prompt_file: str | None = None  # a template file, "parallel" or "sequential"
-    template: str = field(default="", repr=False)  # the template text (resolved from prompt_file)
-    seed: int = 0
-    out: str | None = None
-    dtype: str = "auto"
+class EvalConfig(RolloutConfig):
+    benches: list[str] = setting(
+        factory=list,
+        help="aime25 | aime24 | amc23 | math500 | gsm8k | a .jsonl file (several allowed).",
+        argument=True,
+    )
+    model: str | None = setting(None, "Model name (smollm2-135m), local folder or Hub id.")
+    adapter: str | None = setting(None, "A peft (LoRA) adapter folder, merged for decoding.")
+    samples: int | None = setting(
+        None, "Samples per problem (METHOD.md §8).", min=1, shown="16 for AIME/AMC, 1 otherwise"
+    )
+    limit: int | None = setting(None, "Only the first N problems of each benchmark.", min=1)
+    prompt_file: str | None = setting(None, "parallel | sequential | a template file.", shown="parallel")
+    seed: int = setting(0, "Sampling seed.")
+    out: str | None = setting(None, "Run folder; rerun to resume.", shown="runs/eval-<model>-<mode>")
+    dtype: str = setting("auto", "auto | float32 | bfloat16 | float16.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.model:
+            raise SettingError("{model:name} is required (a model name, folder or Hub id)", model=None)
+        if not self.benches:
+            raise SettingError("expected at least one benchmark (BENCH...)")
+
+    def run_dir(self) -> Path:
+        return (
+            Path(self.out)
+            if self.out
+            else Path("runs") / f"eval-{slug(self.adapter or self.model)}-{self.mode}"
+        )
 
 
-def default_out(cfg: EvalConfig) -> Path:
-    return Path("runs") / f"eval-{slug(cfg.adapter or cfg.model)}-{cfg.mode}"
+MAY_CHANGE_ON_RESUME = frozenset(f.name for f in fields(EvalConfig)) - GENERATION_KEYS
 
 
 def sample_key(bench: str, problem_id: str) -> int:
@@ -79,72 +89,44 @@ def sample_key(bench: str, problem_id: str) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def run_eval(cfg: EvalConfig) -> dict[str, dict]:
-    """Evaluate every benchmark of `cfg`; return {bench: metrics}."""
-    if cfg.backend not in BACKENDS:
-        raise Pr1Error(f"--backend {cfg.backend!r}: only {', '.join(BACKENDS)} is available")
-    if cfg.samples is not None and cfg.samples < 1:
-        raise Pr1Error(f"--samples {cfg.samples}: expected at least 1")
-    if cfg.limit is not None and cfg.limit < 1:
-        raise Pr1Error(f"--limit {cfg.limit}: expected at least 1")
+def run_eval(cfg: EvalConfig, *, flags: Collection[str] = ()) -> dict[str, dict]:
+    """Evaluate every benchmark of `cfg` into its run folder, resuming what the folder holds (it must hold
+    an eval sampled with the same GENERATION_KEYS and prompt template); return {bench: metrics}. `flags`: the
+    settings the command line has flags for (to name them in errors)."""
     if cfg.adapter is not None and not Path(cfg.adapter).is_dir():
         raise Pr1Error(f"--adapter {cfg.adapter}: no such folder")
-    cfg.template = load_template(cfg.prompt_file)
+    template = load_template(cfg.prompt_file)
     benches = {slug(b): load_problems(b, limit=cfg.limit) for b in cfg.benches}
-    rollout_config = _rollout_config(cfg)  # checks the sampling settings before the model loads
-    out = Path(cfg.out) if cfg.out else default_out(cfg)
-    resume = (out / RUN_FILE).exists()
-    generation = _generation(cfg)
-    if resume:
-        _check_same_generation(out, generation)
-    run = Run.create(out, "eval", asdict(cfg), resume=resume)
-    run.update_info(generation=generation)
+    out = cfg.run_dir()
+    saved = saved_settings(out, "eval", resume=None)
+    template_sha256 = hashlib.sha256(template.encode()).hexdigest()[:16]
+    if saved is not None:
+        check_resume(saved, asdict(cfg), MAY_CHANGE_ON_RESUME, speller(EvalConfig, flags), where=str(out))
+        if read_run_info(out).get("template_sha256", template_sha256) != template_sha256:
+            raise Pr1Error(f"{out}: holds an eval with another prompt template; choose another --out")
+    run = Run.create(out, "eval", asdict(cfg), resume=None)
+    run.update_info(template_sha256=template_sha256)
     console = Console()
     with run.recording():
         model, tokenizer = _load(cfg)
         from pr1.rollout import RolloutEngine
 
-        engine = RolloutEngine(model, tokenizer, rollout_config)
+        engine = RolloutEngine(model, tokenizer, RolloutConfig.of(cfg))
         existing = _existing_rows(out)
         results: dict[str, dict] = _read_summary(out)
         for bench, problems in benches.items():
             k = cfg.samples or eval_samples(bench)
             rows = existing.get(bench, [])
-            figures = _eval_bench(run, engine, cfg, bench, problems, k, rows, console)
+            figures = _eval_bench(run, engine, template, bench, problems, k, rows, console)
             results[bench] = figures
-            run.log_metrics(0, bench=bench, **_dashboard_metrics(figures))
-            run.event("eval", step=0, bench=bench, **_dashboard_metrics(figures))
+            run.log_metrics(0, bench=bench, **flat_metrics(figures))
+            run.event("eval", step=0, bench=bench, **flat_metrics(figures))
             write_json_atomic(
                 out / SUMMARY_FILE, {"model": cfg.model, "adapter": cfg.adapter, "benchmarks": results}
             )
     run.finish("finished", benchmarks=list(benches))
     _print_table(console, results, [b for b in benches], out)
     return results
-
-
-def _rollout_config(cfg: EvalConfig):  # noqa: ANN202
-    from pr1.rollout import RolloutConfig
-
-    return RolloutConfig.from_settings(cfg)
-
-
-def _generation(cfg: EvalConfig) -> dict:
-    """The settings that decide what is sampled (kept in run.json, unredacted, to check a resume)."""
-    out = {k: getattr(cfg, k) for k in GENERATION_KEYS}
-    out["template_sha256"] = hashlib.sha256(cfg.template.encode()).hexdigest()[:16]
-    return out
-
-
-def _check_same_generation(out: Path, generation: dict) -> None:
-    info = read_run_info(out)
-    old = info.get("generation", {}) if info.get("kind") == "eval" else {}
-    changed = [k for k in generation if k in old and old[k] != generation[k]]
-    if changed:
-        what = ", ".join(
-            "prompt template" if k == "template_sha256" else f"{k} {old[k]!r} -> {generation[k]!r}"
-            for k in changed
-        )
-        raise Pr1Error(f"{out}: holds an eval with other settings ({what}); choose another --out")
 
 
 def _load(cfg: EvalConfig):  # noqa: ANN202
@@ -189,7 +171,7 @@ def _read_summary(out: Path) -> dict[str, dict]:
 def _eval_bench(
     run: Run,
     engine,  # noqa: ANN001
-    cfg: EvalConfig,
+    template: str,
     bench: str,
     problems: list[dict],
     k: int,
@@ -224,7 +206,7 @@ def _eval_bench(
 
         if todo:
             engine.generate(
-                [build_messages(p["problem"], cfg.template) for p in todo],
+                [build_messages(p["problem"], template) for p in todo],
                 n=k,
                 on_done=on_done,
                 sample_keys=[sample_key(bench, p["id"]) for p in todo],
@@ -260,23 +242,6 @@ def _row(bench: str, problem: dict, t) -> dict:  # noqa: ANN001
     }
 
 
-def _dashboard_metrics(f: dict) -> dict:
-    """The figures under the metric names of docs/RUN_FOLDER.md."""
-    keys = {
-        "accuracy": "mean_at_k",
-        "parallel_ratio": "parallel_ratio",
-        "format_valid_rate": "format_valid_rate",
-        "blocks_mean": "blocks_mean",
-        "parallel_position_mean": "parallel_position_mean",
-        "response_tokens_mean": "response_tokens_mean",
-        "critical_path_tokens_mean": "critical_path_tokens_mean",
-        "tokens_per_s": "tokens_per_s",
-    }
-    out = {name: f[key] for name, key in keys.items() if f.get(key) is not None}
-    out.update({f"pass_at_{kk}": v for kk, v in f["pass_at_k"].items()}, maj_at_k=f["maj_at_k"])
-    return out
-
-
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
@@ -297,7 +262,7 @@ TABLE_ROWS = (
     ("<Parallel> position", lambda f: _num(f["parallel_position_mean"], 2)),
     ("tokens (total)", lambda f: _num(f["response_tokens_mean"], 0)),
     ("tokens (critical path)", lambda f: _num(f["critical_path_tokens_mean"], 0)),
-    ("truncated", lambda f: _pct(f["truncation_rate"])),
+    ("truncated", lambda f: _pct(f["truncated_rate"])),
     ("no answer", lambda f: _pct(f["no_answer_rate"])),
     ("wall time (s)", lambda f: _num(f["wall_time_s"], 0)),
     ("tokens / s", lambda f: _num(f["tokens_per_s"], 0)),

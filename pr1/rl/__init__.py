@@ -1,5 +1,1 @@
 """`pr1 rl`: GRPO with pr1's rollout engine, rewards and run folder (see docs/RL.md)."""
-
-from pr1.rl.config import RLConfig, resolve
-
-__all__ = ["RLConfig", "resolve"]

@@ -2,150 +2,118 @@
 
 A value comes, in order of precedence, from a command-line flag, the run folder's run.json (on --resume),
 the TOML files given with `--config` (flat `key = value` pairs named like the fields below; a later file
-overrides an earlier one, e.g. a stage preset then a hardware profile: `pr1.presets`), and the defaults here.
-What changed from the paper for one GPU: 16 prompts x 8 samples per step instead of 256 x 8, LoRA instead
-of full fine-tuning, and lr 5e-6 instead of 1e-6 (METHOD.md §7). Everything else is the paper's.
+overrides an earlier one, e.g. a stage preset then a hardware profile), and the defaults here
+(`pr1.settings.resolve`). What changed from the paper for one GPU: 16 prompts x 8 samples per step instead
+of 256 x 8, LoRA instead of full fine-tuning, and lr 5e-6 instead of 1e-6 (METHOD.md §7). Everything else
+is the paper's. The rollout settings (budget, paths, temperature, ...) are the engine's: `RolloutConfig`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-from pr1.errors import Pr1Error
-from pr1.presets import checked, layer
 from pr1.rewards import REWARD_NAMES, Schedule
-from pr1.rollout.config import MODES  # the rollout engine's sampling modes
+from pr1.rollout.config import MODES, RolloutConfig
+from pr1.settings import SettingError, invalid, setting
 
 VARIANTS = ("causal", "structured")
-BACKENDS = ("auto", "unsloth", "hf")
+BACKENDS = ("auto", "unsloth", "hf")  # the training backends (pr1.backends)
+
+# What a resumed run may change (pr1.runs.check_resume): how far it goes, how often it saves, evaluates and
+# logs, and how many trajectories it decodes at once (sampling seeds do not depend on it).
+MAY_CHANGE_ON_RESUME = frozenset(
+    {"steps", "save_every", "eval_every", "eval", "eval_limit", "log_rollouts", "rollout_batch"}
+)
 
 
 @dataclass
-class RLConfig:
-    model: str | None = None  # model name/path, or an `pr1 sft` / `pr1 rl` run folder
-    data: str = "dapo"  # dataset name or file (rows with a problem and an answer)
-    reward: str = "alternating"  # accuracy | tiered | parallel-accuracy | alternating | scaffold
-    variant: str = "causal"  # causal | structured (how the trainer scores a laid-out trace)
-    # the rollout engine's sampling mode: fork | free | structured; None: structured for the structured
-    # variant (sampling as it is scored), else fork
-    mode: str | None = None
-    prompt_file: str = "parallel"  # parallel | sequential | a template file with {problem}
-    limit: int | None = None  # use only the first N problems of the data
-    # GRPO (METHOD.md §7): one step = `batch` prompts x `group` samples, then `updates_per_step` optimizer steps
-    group: int = 8
-    batch: int = 16  # paper: 256 prompts per step on 8 GPUs
-    updates_per_step: int = 2
-    micro_batch: int = (
-        8  # sequences per forward/backward pass (per device); gradient accumulation fills the rest
+class RLConfig(RolloutConfig):
+    model: str | None = setting(None, "Model name/path, or a `pr1 sft` run folder (its adapter trains on).")
+    data: str = setting("dapo", "Dataset name or file (rows with a problem and an answer).")
+    reward: str = setting("alternating", "Reward (METHOD.md §4).", choices=REWARD_NAMES)
+    variant: str = setting(
+        "causal", "How the trainer scores a laid-out trace (structured: path-window mask).", choices=VARIANTS
     )
-    steps: int = 300
-    lr: float = 5e-6  # paper: 1e-6 (full fine-tuning); constant schedule
-    clip_low: float = 0.2
-    clip_high: float = 0.28  # paper: 0.2 in stage 1, 0.28 in stage 2
-    max_grad_norm: float = 1.0
-    weight_decay: float = 0.0
-    # Rollout (METHOD.md §5)
-    max_tokens: int = 3000
-    max_prompt_tokens: int = 2000
-    num_paths: int = 2
-    max_blocks: int = 4
-    max_path_tokens: int = 4096
-    temperature: float = 1.0
-    top_p: float = 1.0
-    # trajectories the engine decodes at once (per process; their paths decode alongside): THE memory knob
-    # of the rollout, whose KV cache holds rollout_batch x num_paths rows of prompt + max_tokens (examples/)
-    rollout_batch: int = 64
-    mask_inserted: bool = True  # False = reference behaviour: runtime-inserted tokens are trained on
+    mode: str | None = setting(
+        None,
+        "The rollout engine's sampling mode.",
+        choices=MODES,
+        shown="structured for --variant structured, else fork",
+    )
+    prompt_file: str = setting("parallel", "parallel | sequential | a template file with {problem}.")
+    limit: int | None = setting(None, "Use only the first N problems.", min=1)
+    # GRPO (METHOD.md §7): one step = `batch` prompts x `group` samples, then `updates_per_step` optimizer steps
+    group: int = setting(8, "Samples per prompt (the GRPO group).", min=1)
+    batch: int = setting(16, "Prompts per RL step (paper: 256 on 8 GPUs).", min=1)
+    updates_per_step: int = setting(2, "Optimizer steps per RL step.", min=1)
+    micro_batch: int = setting(
+        8, "Sequences per forward/backward pass per device; gradient accumulation fills the rest.", min=1
+    )
+    steps: int = setting(300, "RL steps (generation rounds).", min=1)
+    lr: float = setting(5e-6, "Learning rate, constant (paper: 1e-6 with full fine-tuning).", above=0)
+    clip_low: float = setting(0.2, "Lower clip epsilon.", min=0, below=1)
+    clip_high: float = setting(0.28, "Upper clip epsilon (paper: 0.2 in stage 1, 0.28 in stage 2).", min=0)
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm.", above=0)
+    weight_decay: float = setting(0.0, "AdamW weight decay.", min=0)
+    mask_inserted: bool = setting(
+        True,
+        "Give runtime-inserted tokens zero loss weight (default), or train on them like the reference.",
+        flag="--mask-inserted/--train-inserted",
+    )
     # Alternating / scaffold schedule (METHOD.md §4)
-    window: int = 10
-    accuracy_steps: int = 8
-    switch_step: int = 200
+    window: int = setting(10, "Alternating reward: steps per window.", min=1)
+    accuracy_steps: int = setting(8, "Alternating reward: accuracy steps at the start of each window.", min=0)
+    switch_step: int = setting(200, "scaffold: the last alternating step.", min=0)
     # Model and adapter
-    backend: str = "auto"  # auto (unsloth on CUDA when installed, else hf) | unsloth | hf
-    lora_r: int = 32  # 0 = full fine-tuning (hf backend)
-    lora_alpha: int = 64
-    lora_dropout: float = 0.0
-    load_in_4bit: bool = True  # unsloth backend: 4-bit base weights (QLoRA)
-    gradient_checkpointing: bool | None = None  # None = on for CUDA, off on CPU
-    dtype: str = "auto"
-    trust_remote_code: bool = False
+    backend: str = setting(
+        "auto", "Training backend (auto: unsloth on CUDA when installed, else hf).", choices=BACKENDS
+    )
+    lora_r: int = setting(32, "LoRA rank (0 = full fine-tuning, hf backend).", min=0)
+    lora_alpha: int = setting(64, "LoRA alpha.", min=1)
+    lora_dropout: float = setting(0.0, "LoRA dropout.", min=0, below=1)
+    load_in_4bit: bool = setting(True, "unsloth backend: 4-bit base weights (QLoRA).")
+    gradient_checkpointing: bool | None = setting(
+        None, "Recompute activations to save memory.", shown="on on CUDA, off on CPU"
+    )
+    dtype: str = setting("auto", "Model dtype: auto | float32 | bfloat16 | float16.")
+    trust_remote_code: bool = setting(False, "Run code shipped with the model.")
     # Run folder
-    save_every: int = 25  # steps between checkpoints (0 = only at the end)
-    eval_every: int = 0  # steps between evaluations (0 = never)
-    eval: str | None = None  # benchmark for the periodic evaluation
-    eval_limit: int | None = None  # evaluate on the first N problems only
-    log_rollouts: int = 8  # full rollouts written to rollouts.jsonl per step
-    seed: int = 0
+    save_every: int = setting(25, "Checkpoint every N steps (0 = at the end only).", min=0)
+    eval_every: int = setting(0, "Evaluate every N steps (0 = never; needs --eval).", min=0)
+    eval: str | None = setting(None, "Benchmark for the periodic evaluation.")
+    eval_limit: int | None = setting(None, "Evaluate on the first N problems only.", min=1)
+    log_rollouts: int = setting(8, "Full rollouts written to rollouts.jsonl per step.", min=0)
+    seed: int = setting(0, "Random seed (training and sampling).")
+
+    def __post_init__(self) -> None:
+        if self.mode is None:  # sample the way the trainer scores
+            self.mode = "structured" if self.variant == "structured" else "fork"
+        super().__post_init__()
+        if not self.model:
+            raise SettingError(
+                "{model:name} is required (a model name or path, or an SFT run folder)", model=None
+            )
+        if self.group < 2:
+            raise invalid("group", self.group, "GRPO needs at least 2 samples per prompt")
+        if self.eval_every and not self.eval:
+            raise SettingError(
+                "{eval_every:name} needs {eval:name} BENCH (the benchmark to evaluate on)",
+                eval_every=self.eval_every,
+                eval=None,
+            )
+        if (self.batch * self.group) % self.updates_per_step:
+            raise SettingError(
+                "{batch} x {group} rollouts do not split into {updates_per_step} equal optimizer steps",
+                batch=self.batch,
+                group=self.group,
+                updates_per_step=self.updates_per_step,
+            )
+        if self.accuracy_steps > self.window:
+            raise SettingError(
+                "reward schedule: {accuracy_steps} exceeds {window}",
+                accuracy_steps=self.accuracy_steps,
+                window=self.window,
+            )
 
     def schedule(self) -> Schedule:
         return Schedule(self.reward, self.window, self.accuracy_steps, self.switch_step)
-
-    def validate(self) -> RLConfig:
-        if not self.model:
-            raise Pr1Error("--model is required (a model name or path, or an SFT run folder)")
-        if self.mode is None:
-            self.mode = "structured" if self.variant == "structured" else "fork"
-        choices = {"reward": REWARD_NAMES, "variant": VARIANTS, "mode": MODES, "backend": BACKENDS}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise Pr1Error(f"--{_flag(key)} {getattr(self, key)!r}: expected one of {', '.join(allowed)}")
-        positive = (
-            "group",
-            "batch",
-            "updates_per_step",
-            "micro_batch",
-            "steps",
-            "max_tokens",
-            "num_paths",
-            "rollout_batch",
-        )
-        for key in positive:
-            if getattr(self, key) < 1:
-                raise Pr1Error(f"--{_flag(key)} {getattr(self, key)}: must be at least 1")
-        if self.group < 2:
-            raise Pr1Error(f"--group {self.group}: GRPO needs at least 2 samples per prompt")
-        for key in ("save_every", "eval_every", "lora_r", "max_blocks", "log_rollouts"):
-            if getattr(self, key) < 0:
-                raise Pr1Error(f"--{_flag(key)} {getattr(self, key)}: must not be negative")
-        if self.lr <= 0 or not 0 <= self.clip_low < 1 or self.clip_high < 0:
-            raise Pr1Error("--lr must be positive, --clip-low in [0, 1) and --clip-high non-negative")
-        if self.eval_every and not self.eval:
-            raise Pr1Error("--eval-every needs --eval BENCH (the benchmark to evaluate on)")
-        if (self.batch * self.group) % self.updates_per_step:
-            raise Pr1Error(
-                f"--batch {self.batch} x --group {self.group} rollouts do not split into "
-                f"updates_per_step={self.updates_per_step} equal optimizer steps"
-            )
-        try:
-            self.schedule()
-        except ValueError as e:
-            raise Pr1Error(f"reward schedule: {e}") from None
-        return self
-
-
-def _flag(key: str) -> str:
-    return key.replace("_", "-")
-
-
-FIELDS = frozenset(f.name for f in fields(RLConfig))
-
-
-def resolve(
-    cli: dict[str, Any], presets: Sequence[str | Path] = (), saved: dict[str, Any] | None = None
-) -> RLConfig:
-    """Defaults <- the `presets` files, left to right <- saved run config (resume) <- flags given on the
-    command line (None = not given)."""
-    values = layer(presets, RLConfig)
-    if saved:
-        known = {k: v for k, v in saved.items() if k in FIELDS}
-        values.update(checked(known, RLConfig, "the run's saved settings (run.json)"))
-    values.update(checked({k: v for k, v in cli.items() if v is not None}, RLConfig, "command line"))
-    return RLConfig(**values).validate()
-
-
-def as_dict(config: RLConfig) -> dict[str, Any]:
-    return dataclasses.asdict(config)

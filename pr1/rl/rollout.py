@@ -28,7 +28,7 @@ def engine_config(cfg: RLConfig) -> Any:
     """The engine's settings: the rollout fields of the same name, and `rollout_batch` trajectories at once."""
     from pr1.rollout import RolloutConfig
 
-    return RolloutConfig.from_settings(cfg, batch_size=cfg.rollout_batch)
+    return RolloutConfig.of(cfg)
 
 
 def prompt_groups(prompts: list[Any]) -> tuple[list[Any], int]:

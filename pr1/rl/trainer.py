@@ -16,6 +16,7 @@ The mixin sits on top of TRL's GRPOTrainer or of the one Unsloth patches into TR
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import time
@@ -28,7 +29,7 @@ import torch
 from pr1.errors import Pr1Error
 from pr1.rewards import make_reward_func, reward_value
 from pr1.rl.callbacks import BASE_REWARDS, RoundStats, RunCallback, StepRecorder
-from pr1.rl.config import RLConfig, as_dict
+from pr1.rl.config import RLConfig
 from pr1.score import score_completion
 from pr1.structured import TagIds, batch_inputs
 
@@ -379,7 +380,7 @@ def make_evaluate(cfg: RLConfig, base_model: str, out: Path) -> Callable[[int, P
                 max_blocks=cfg.max_blocks,
                 max_path_tokens=cfg.max_path_tokens,
                 max_prompt_tokens=cfg.max_prompt_tokens,
-                batch_size=cfg.rollout_batch,
+                rollout_batch=cfg.rollout_batch,
                 limit=cfg.eval_limit,
                 prompt_file=cfg.prompt_file,
                 seed=cfg.seed,
@@ -415,7 +416,11 @@ def train(
     backend = resolve_backend(cfg.backend, cfg.variant)
     dataset = build_dataset(cfg)
     source = run_folder_source(cfg.model or "")
-    config = {**as_dict(cfg), "base_model": source[0] if source else cfg.model, "backend_used": backend}
+    config = {
+        **dataclasses.asdict(cfg),
+        "base_model": source[0] if source else cfg.model,
+        "backend_used": backend,
+    }
     run = Run.create(out, "rl", config, resume=resume) if PartialState().is_main_process else None
     checkpoint = latest_checkpoint(out) if resume else None
     if run is not None:

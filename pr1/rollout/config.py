@@ -3,53 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
 
-from pr1.errors import Pr1Error
+from pr1.settings import Settings, setting
 
 MODES = ("fork", "free", "structured")
 
 
 @dataclass
-class RolloutConfig:
-    # "fork" (reference fork/join runtime) | "free" (one causal stream, no runtime insertion) |
-    # "structured" (paths decoded in parallel at multiverse positions, their caches merged at the join)
-    mode: str = "fork"
-    num_paths: int = 2  # paths forked at each <Parallel>
-    max_blocks: int = 4  # after the last allowed block the main text goes on without forking
-    max_path_tokens: int = 4096  # tokens a path may sample (its </Path> included)
-    max_tokens: int = 3000  # total response budget (all generated + inserted tokens of a trajectory)
-    max_prompt_tokens: int = 2000  # longer prompts are truncated from the left (and flagged)
-    temperature: float = 1.0  # 0 = greedy
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = off
-    seed: int | None = None  # reproducible for a seed
-    mask_inserted: bool = True  # False = reference behaviour: runtime-inserted tokens are trained on
-    batch_size: int = 64  # trajectories decoded at once (their paths decode alongside)
-    compile: bool = False  # torch.compile the model's forward (GPU)
+class RolloutConfig(Settings):
+    """The rollout engine's settings (METHOD.md §5). The jobs that sample (`pr1 eval`, `pr1 rl`, `pr1 chat`)
+    extend this class, so each setting is declared here once."""
+
+    mode: str = setting(
+        "fork",
+        "How paths are decoded: fork = the reference fork/join runtime, free = one causal stream (the model "
+        "writes every tag), structured = paths decoded in parallel at multiverse positions, caches merged.",
+        choices=MODES,
+    )
+    num_paths: int = setting(2, "Paths forked at each <Parallel>.", min=1)
+    max_blocks: int = setting(
+        4, "Parallel blocks per response; after the last the text goes on unforked.", min=0
+    )
+    max_path_tokens: int = setting(4096, "Tokens a path may sample (its </Path> included).", min=1)
+    max_tokens: int = setting(3000, "Response budget in tokens, paths and inserted tags included.", min=1)
+    max_prompt_tokens: int = setting(2000, "Longer prompts are cut from the left (and flagged).", min=1)
+    temperature: float = setting(1.0, "Sampling temperature (0 = greedy).", min=0)
+    top_p: float = setting(1.0, "Nucleus sampling mass.", above=0, max=1)
+    top_k: int = setting(0, "Top-k sampling (0 = off).", min=0)
+    seed: int | None = setting(None, "Sampling seed (samples are reproducible for a seed).", shown="random")
+    rollout_batch: int = setting(
+        64, "Trajectories decoded at once (their paths decode alongside): the rollout's memory knob.", min=1
+    )
+    compile: bool = setting(False, "torch.compile the model's forward pass (GPU).")
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> RolloutConfig:
-        """The rollout part of a job's config (an eval or RL config): every field of the same name."""
-        values = {f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
-        return cls(**{**values, **overrides})
-
-    def __post_init__(self) -> None:
-        checks = {
-            "mode": (self.mode in MODES, f"one of {', '.join(MODES)}"),
-            "num_paths": (self.num_paths >= 1, ">= 1"),
-            "max_blocks": (self.max_blocks >= 0, ">= 0"),
-            "max_path_tokens": (self.max_path_tokens >= 1, ">= 1"),
-            "max_tokens": (self.max_tokens >= 1, ">= 1"),
-            "max_prompt_tokens": (self.max_prompt_tokens >= 1, ">= 1"),
-            "temperature": (self.temperature >= 0, ">= 0"),
-            "top_p": (0 < self.top_p <= 1, "in (0, 1]"),
-            "top_k": (self.top_k >= 0, ">= 0"),
-            "batch_size": (self.batch_size >= 1, ">= 1"),
-        }
-        for name, (ok, expected) in checks.items():
-            if not ok:
-                raise Pr1Error(f"rollout {name}={getattr(self, name)!r}: expected {expected}")
+    def of(cls, settings: RolloutConfig) -> RolloutConfig:
+        """The engine's part of a job's settings (an `EvalConfig`, `RLConfig`, ... extends this class)."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
 
 @dataclass

@@ -21,7 +21,7 @@ trajectory's row after path 1 (layout order; keys carry their rotary positions, 
 and the summary goes on at position c + max(Lᵢ) + 1 attending to all of them: the positions and path-window
 mask of `pr1.structured.build_structure`, so a structured-mask forward pass reproduces the log-probs.
 
-Scheduling: all live streams (main segments, paths, summaries of up to `batch_size` trajectories) advance
+Scheduling: all live streams (main segments, paths, summaries of up to `rollout_batch` trajectories) advance
 together, one token each per forward. Several tokens to feed at once (a prompt, the paths at a join) go in
 a prefill forward; short runs of inserted tokens ride along the decoding batch, one per step. The samples
 of one prompt share its prefill. New trajectories start as others finish (continuous batching).
@@ -237,7 +237,7 @@ class RolloutEngine:
         # a trajectory's row carries its first path; each further path has a row while its block is open
         rows_per_traj = 1 if self.config.mode == "free" else max(1, self.config.num_paths)
         self.decoder.plan(
-            rows=min(self.config.batch_size, len(trajs)) * rows_per_traj,
+            rows=min(self.config.rollout_batch, len(trajs)) * rows_per_traj,
             tokens=max(len(t.prompt_ids) for t in trajs) + self.config.max_tokens + 1,
         )
         was_training = self.model.training
@@ -285,7 +285,7 @@ class _Generation:
 
     def _admit(self) -> None:
         leaders: dict[int, _Stream] = {}
-        while self.queue and self.live < self.cfg.batch_size:
+        while self.queue and self.live < self.cfg.rollout_batch:
             t = self.queue.popleft()
             t.started, self.live = True, self.live + 1
             if self.on_event is not None:

@@ -8,132 +8,84 @@ rows of the embedding and output matrices trained in full (docs/SFT.md).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from pr1.errors import Pr1Error
-from pr1.presets import checked, layer
+from pr1.settings import SettingError, Settings, setting
 
 VARIANTS = ("causal", "structured")
-BACKENDS = ("auto", "unsloth", "hf")
+BACKENDS = ("auto", "unsloth", "hf")  # the training backends (pr1.backends)
 QUANTS = ("auto", "4bit", "8bit", "none")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 
-# A resumed run keeps the settings it started with, except these.
-RESUMABLE_CHANGES = frozenset(
+# What a resumed run may change (pr1.runs.check_resume): where it stops, how often it saves, the format check.
+MAY_CHANGE_ON_RESUME = frozenset(
     {"max_steps", "save_every", "keep_checkpoints", "format_check", "format_check_base"}
 )
 
 
 @dataclass
-class Pr1SFTConfig:
-    model: str
-    data: str
-    variant: str = "causal"
-    prompt_file: str | None = None  # a template name (parallel, sequential) or file; None = parallel
+class Pr1SFTConfig(Settings):
+    model: str | None = setting(None, "Base model: smollm2-135m, a local folder or a Hub id.")
+    data: str | None = setting(
+        None, "SFT rows (.jsonl: prompt + completion, problem + trace or problem + solution) or a name."
+    )
+    variant: str = setting(
+        "causal",
+        "How traces are trained (structured: path-window mask, multiverse positions).",
+        choices=VARIANTS,
+    )
+    prompt_file: str | None = setting(
+        None, "parallel | sequential | a template file (rows without a prompt).", shown="parallel"
+    )
     # LoRA
-    lora_r: int = 64
-    lora_alpha: int | None = None  # None = 2 * lora_r
-    lora_dropout: float = 0.0  # Unsloth's fast path needs 0
-    quant: str = "auto"  # auto = 4bit (QLoRA) on CUDA, none on CPU
+    lora_r: int = setting(64, "LoRA rank.", min=1)
+    lora_alpha: int | None = setting(None, "LoRA alpha.", min=1, shown="2 x rank")
+    lora_dropout: float = setting(0.0, "LoRA dropout (Unsloth's fast path needs 0).", min=0, below=1)
+    quant: str = setting("auto", "Base weights (auto: 4bit on CUDA, none on CPU).", choices=QUANTS)
     # optimisation (METHOD.md §7)
-    epochs: float = 5.0
-    lr: float = 1e-5
-    tag_lr: float | None = None  # learning rate of the six tag rows (new parameters); None = lr
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_length: int = 4096  # rows whose prompt + trace is longer are dropped, as the paper's data filter does
-    batch: int = 128  # sequences per optimizer step
-    micro_batch: int | None = None  # per forward pass; None = the backend's default for a 24 GB GPU
-    max_steps: int | None = None  # stop after this many optimizer steps (None or 0: run all epochs)
-    gradient_checkpointing: bool = True
+    epochs: float = setting(5.0, "Epochs.", above=0)
+    lr: float = setting(1e-5, "Peak learning rate, cosine schedule.", above=0)
+    tag_lr: float | None = setting(None, "Learning rate of the six new tag rows.", above=0, shown="--lr")
+    lr_scheduler: str = setting("cosine", "Learning-rate schedule.", choices=SCHEDULERS)
+    warmup_ratio: float = setting(0.1, "Warmup, as a fraction of the steps.", min=0, below=1)
+    weight_decay: float = setting(0.01, "AdamW weight decay.", min=0)
+    max_length: int = setting(
+        4096, "Drop rows whose prompt + trace exceed N tokens (the paper's filter).", min=1
+    )
+    batch: int = setting(128, "Sequences per optimizer step.", min=1)
+    micro_batch: int | None = setting(
+        None, "Sequences per forward pass.", min=1, shown="1 hf, 2 unsloth (a 24 GB GPU)"
+    )
+    max_steps: int | None = setting(
+        None, "Stop after N optimizer steps (0: all epochs).", min=0, shown="all epochs"
+    )
+    gradient_checkpointing: bool = setting(True, "Recompute activations to save memory.")
     # run folder
-    save_every: int = 50
-    keep_checkpoints: int = 3  # complete checkpoints kept (0 = all)
-    backend: str = "auto"
+    save_every: int = setting(50, "Checkpoint every N steps.", min=1)
+    keep_checkpoints: int = setting(3, "Complete checkpoints kept (0: all).", min=0)
+    backend: str = setting("auto", "Training backend (auto: the fastest available).", choices=BACKENDS)
     # quick format check after training (0 disables)
-    format_check: int = 8
-    format_check_data: str = "gsm8k"
-    format_check_length: int = 1024  # max new tokens per completion
-    format_check_base: bool = False  # also check the base model first, to show the gain
-    seed: int = 0
-    trust_remote_code: bool = False
+    format_check: int = setting(8, "Problems for the quick format check after training (0: off).", min=0)
+    format_check_data: str = setting("gsm8k", "Problems of the format check: a dataset name or file.")
+    format_check_length: int = setting(1024, "Max new tokens per format-check completion.", min=1)
+    format_check_base: bool = setting(False, "Also check the base model before training, to show the gain.")
+    seed: int = setting(0, "Random seed.")
+    trust_remote_code: bool = setting(False, "Run code shipped with the model (off by default).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        missing = [name for name in ("model", "data") if not getattr(self, name)]
+        if missing:
+            names = " and ".join(f"{{{name}:name}}" for name in missing)
+            raise SettingError(f"{names} required (as flags or in a --config file)", **dict.fromkeys(missing))
+        if self.micro_batch is not None and self.batch % self.micro_batch:
+            raise SettingError(
+                "{batch} is not a multiple of {micro_batch}: the global batch is micro-batch x "
+                "gradient-accumulation steps",
+                batch=self.batch,
+                micro_batch=self.micro_batch,
+            )
 
     @property
     def alpha(self) -> int:
         return self.lora_alpha if self.lora_alpha is not None else 2 * self.lora_r
-
-    def validate(self) -> None:
-        """Raise Pr1Error naming the first bad flag."""
-        choices = {
-            "variant": VARIANTS,
-            "backend": BACKENDS,
-            "quant": QUANTS,
-            "lr_scheduler": SCHEDULERS,
-        }
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise Pr1Error(f"{flag(name)} {value!r}: expected one of {', '.join(allowed)}")
-        positive = ("lora_r", "batch", "max_length", "save_every")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise Pr1Error(f"{flag(name)} {getattr(self, name)}: must be at least 1")
-        if self.micro_batch is not None and self.micro_batch < 1:
-            raise Pr1Error(f"--micro-batch {self.micro_batch}: must be at least 1")
-        if self.micro_batch is not None and self.batch % self.micro_batch:
-            raise Pr1Error(
-                f"--batch {self.batch} is not a multiple of --micro-batch {self.micro_batch}: the global batch "
-                "is micro-batch x gradient-accumulation steps"
-            )
-        if self.epochs <= 0:
-            raise Pr1Error(f"--epochs {self.epochs}: must be positive")
-        for name in ("lr", "tag_lr"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise Pr1Error(f"{flag(name)} {value}: must be positive")
-        if not 0 <= self.warmup_ratio < 1:
-            raise Pr1Error(f"--warmup-ratio {self.warmup_ratio}: expected a fraction in [0, 1)")
-        if self.format_check_length < 1:
-            raise Pr1Error(f"--format-check-length {self.format_check_length}: must be at least 1")
-        for name in ("max_steps", "format_check", "keep_checkpoints"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise Pr1Error(f"{flag(name)} {value}: must not be negative")
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def resolve_config(
-    overrides: dict[str, Any], stored: dict[str, Any] | None = None, files: Sequence[str | Path] = ()
-) -> Pr1SFTConfig:
-    """The config of a run: defaults <- the `--config` `files`, left to right <- `stored` (the config in
-    run.json of a resumed run) <- the flags given on the command line (`overrides`, unset flags left out).
-
-    `--model` and `--data` must come from somewhere. A resumed run keeps its stored settings: a flag may change
-    only what RESUMABLE_CHANGES lists (config files do not override the stored settings)."""
-    flags = checked(overrides, Pr1SFTConfig, "command line")
-    values = layer(files, Pr1SFTConfig)
-    if stored is not None:
-        names = {f.name for f in dataclasses.fields(Pr1SFTConfig)}
-        base = {k: v for k, v in stored.items() if k in names}
-        for name, value in flags.items():
-            if name not in RESUMABLE_CHANGES and base.get(name) != value:
-                raise Pr1Error(
-                    f"{flag(name)} {value!r}: this run started with {base.get(name)!r}, and a resumed run keeps "
-                    f"its settings (it may change only {', '.join(sorted(flag(n) for n in RESUMABLE_CHANGES))})"
-                )
-        values.update(base)
-    values.update(flags)
-    missing = [flag(n) for n in ("model", "data") if not values.get(n)]
-    if missing:
-        raise Pr1Error(f"{' and '.join(missing)} required (as flags or in a --config file)")
-    config = Pr1SFTConfig(**values)
-    config.validate()
-    return config

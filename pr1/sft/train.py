@@ -160,7 +160,6 @@ def plan(config: Pr1SFTConfig, console: Console) -> Plan:
     from pr1.datasets import load_problems
     from pr1.prompts import load_template
 
-    config.validate()
     backend, why = pick_backend(config.backend, config.variant)
     quant = backends.resolve_quant(config.quant, backend)
     micro = config.micro_batch or min(backends.DEFAULT_MICRO_BATCH[backend], config.batch)

@@ -67,7 +67,7 @@ class ChatApp(Pr1App):
     ):
         super().__init__()
         self.generator = generator
-        self.initial_settings = (settings or ChatSettings()).check()
+        self.initial_settings = settings or ChatSettings()
         self.session = SessionFile(save_path or time.strftime("pr1-chat-%Y%m%d-%H%M%S.jsonl"), generator.name)
         self.refresh_interval = refresh_interval
         self.turns: list[Turn] = []

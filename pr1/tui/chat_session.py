@@ -9,36 +9,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pr1.errors import Pr1Error
 from pr1.grading import extract_answer, grade
 from pr1.jsonl import JsonlWriter
 from pr1.prompts import PARALLEL_TEMPLATE, build_messages
-
-MODES = ("fork", "free", "structured")
+from pr1.rollout.config import RolloutConfig
+from pr1.settings import invalid, setting
 
 
 @dataclass
-class ChatSettings:
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 3000
-    num_paths: int = 2
-    mode: str = "fork"
-    seed: int | None = None
+class ChatSettings(RolloutConfig):
+    """The sampling settings of a turn (the engine's, with the chat's own default temperature); the side panel
+    edits them, and a bad value raises a `SettingError` naming it."""
 
-    def check(self) -> ChatSettings:
-        """Raise a Pr1Error naming the first bad setting (the CLI flag and the side-panel field alike)."""
-        if self.mode not in MODES:
-            raise Pr1Error(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
-        if not self.temperature >= 0:
-            raise Pr1Error(f"temperature {self.temperature}: must be >= 0")
-        if not 0 < self.top_p <= 1:
-            raise Pr1Error(f"top-p {self.top_p}: must be in (0, 1]")
-        if self.max_tokens < 1:
-            raise Pr1Error(f"max tokens {self.max_tokens}: must be >= 1")
+    temperature: float = setting(0.7, "Sampling temperature (0 = greedy).", min=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.num_paths < 2:
-            raise Pr1Error(f"paths {self.num_paths}: a block needs at least 2 paths")
-        return self
+            raise invalid("num_paths", self.num_paths, "a block needs at least 2 paths")
 
 
 @dataclass
@@ -72,17 +60,9 @@ class EngineGenerator:
     def generate(
         self, problem: str, settings: ChatSettings, on_event: Callable[[Any], None], stop: threading.Event
     ) -> Generation:
-        from pr1.rollout import RolloutConfig, RolloutEngine
+        from pr1.rollout import RolloutEngine
 
-        config = RolloutConfig(
-            mode=settings.mode,
-            num_paths=settings.num_paths,
-            max_tokens=settings.max_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            seed=settings.seed,
-        )
-        engine = RolloutEngine(self.model, self.tokenizer, config)
+        engine = RolloutEngine(self.model, self.tokenizer, RolloutConfig.of(settings))
         (traj,) = engine.generate([build_messages(problem, self.template)], n=1, on_event=on_event, stop=stop)
         return Generation(traj.text, traj.generated_tokens, traj.critical_path_tokens, traj.truncated)
 

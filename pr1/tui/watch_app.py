@@ -158,9 +158,9 @@ class WatchApp(Pr1App):
         scored = [r for r in self.state.rollouts if all(k in r for k in SUMMARY_KEYS)]
         s = summarise(scored)
         self.query_one("#eval-live", Static).update(
-            f"{len(self.state.rollouts)} completions · accuracy {s['accuracy']:.1%} · parallel "
-            f"{s['parallel_ratio']:.1%} · format-valid {s['format_valid_rate']:.1%} · blocks "
-            f"{s['mean_blocks']:.2f} · reward {s['mean_reward']:+.3f}"
+            f"{len(self.state.rollouts)} completions · accuracy {s['accuracy'] or 0:.1%} · parallel "
+            f"{s['parallel_ratio'] or 0:.1%} · format-valid {s['format_valid_rate'] or 0:.1%} · blocks "
+            f"{s['blocks_mean'] or 0:.2f} · reward {s['reward_mean'] or 0:+.3f}"
         )
 
     # ---------------------------------------------------------------------------------------- rollouts

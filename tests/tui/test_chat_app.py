@@ -66,7 +66,7 @@ def test_live_trace_keeps_interleaved_paths_apart() -> None:
 def test_split_answer_and_settings_checks() -> None:
     assert split_answer("What is 6*7? || 42") == ("What is 6*7?", "42")
     assert split_answer("  What is 6*7?  ") == ("What is 6*7?", "")
-    ChatSettings().check()
+    ChatSettings()
     for bad in (
         dict(top_p=0),
         dict(num_paths=1),
@@ -75,7 +75,7 @@ def test_split_answer_and_settings_checks() -> None:
         dict(temperature=-1),
     ):
         with pytest.raises(Pr1Error):
-            ChatSettings(**bad).check()
+            ChatSettings(**bad)
 
 
 # ------------------------------------------------------------------------------------------------- app

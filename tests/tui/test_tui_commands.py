@@ -6,30 +6,33 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from pr1.cli import app
-from pr1.commands.chat import load_adapter, run_chat_command
-from pr1.commands.watch import run_watch_command
+from pr1.commands.chat import load_adapter
 from pr1.errors import Pr1Error
-from pr1.tui.chat_session import ChatSettings
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> None:
+    runner.invoke(app, list(args), catch_exceptions=False)
 
 
 def test_watch_refuses_a_folder_without_a_run(tmp_path: Path) -> None:
     with pytest.raises(Pr1Error, match="not a pr1 run folder"):
-        run_watch_command(tmp_path, 1.0)
+        invoke("watch", str(tmp_path))
     with pytest.raises(Pr1Error, match="--interval"):
-        run_watch_command(tmp_path, 0)
+        invoke("watch", str(tmp_path), "--interval", "0")
 
 
 def test_chat_checks_options_before_loading_a_model(tmp_path: Path) -> None:
     with pytest.raises(Pr1Error, match="mode 'nope'"):
-        run_chat_command("no-such-model", None, ChatSettings(mode="nope"), None, None, None, "auto", False)
+        invoke("chat", "--model", "no-such-model", "--mode", "nope")
     with pytest.raises(Pr1Error, match="--adapter .*no adapter_config.json"):
-        run_chat_command("no-such-model", tmp_path, ChatSettings(), None, None, None, "auto", False)
+        invoke("chat", "--model", "no-such-model", "--adapter", str(tmp_path))
     with pytest.raises(Pr1Error, match="--prompt-file"):
-        run_chat_command(
-            "no-such-model", None, ChatSettings(), str(tmp_path / "x.txt"), None, None, "auto", False
-        )
+        invoke("chat", "--model", "no-such-model", "--prompt-file", str(tmp_path / "x.txt"))
 
 
 def test_commands_are_registered() -> None:

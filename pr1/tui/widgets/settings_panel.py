@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Input, Label, Select
 
 from pr1.errors import Pr1Error
-from pr1.tui.chat_session import MODES, ChatSettings
+from pr1.rollout.config import MODES
+from pr1.tui.chat_session import ChatSettings
 
 
 class SettingsPanel(VerticalScroll):
@@ -41,11 +44,12 @@ class SettingsPanel(VerticalScroll):
                 raise Pr1Error(f"{field.replace('_', ' ')}: {text!r} is not a number") from None
 
         seed = self.query_one("#seed", Input).value.strip()
-        return ChatSettings(
+        return replace(
+            self.initial,
             temperature=float(value("temperature", float)),
             top_p=float(value("top_p", float)),
             max_tokens=int(value("max_tokens", int)),
             num_paths=int(value("num_paths", int)),
             mode=str(self.query_one("#mode", Select).value),
             seed=int(seed) if seed else None,
-        ).check()
+        )
