@@ -4,8 +4,10 @@ A response is main text interleaved with parallel blocks:
 
     text <Parallel><Path>…</Path><Path>…</Path></Parallel>\n<Summary>…</Summary> text … Final Answer: X
 
-`parse` builds a tree from any text, finished or still streaming, and `render(parse(t)) == t` for every
-string. `validate` applies the reference checker's rules and returns the reasons a trace is invalid.
+`parse` builds a tree from any text, finished or still streaming, and `parse(t).render() == t` for every
+string. `validate` applies METHOD.md's rules (stricter than the reference code's checker, whose rules are
+available as `rules="reference"`) and returns the reasons a trace is invalid. `answer_text` is the part of a
+trace its final answer is read from.
 """
 
 from __future__ import annotations
@@ -78,10 +80,6 @@ class Trace:
 
     def render(self) -> str:
         return "".join(p if isinstance(p, str) else p.render() for p in self.parts)
-
-
-def render(trace: Trace) -> str:
-    return trace.render()
 
 
 def split_tags(text: str) -> list[str]:
@@ -165,63 +163,82 @@ def parse(text: str) -> Trace:
 # ---------------------------------------------------------------------------------------------- validity
 
 
-def validate(text: str) -> list[str]:
-    """The reasons `text` breaks the format rules of METHOD.md §1 (empty list = valid).
+FORMAT_RULES = ("pr1", "reference")  # the choices of `validate(rules=...)`
+
+
+def validate(text: str, rules: str = "pr1") -> list[str]:
+    """The reasons `text` breaks the format rules (empty list = valid).
+
+    `rules="pr1"`: METHOD.md §1, with a trace read as the rollout engine and `pr1.structured.build_structure`
+    read it (a tag that does not fit where it stands is reported, then read as text):
 
     1. tags balance as a stack; `<Path>`/`</Path>` only directly inside an open `<Parallel>`;
     2. every block holds at least 2 closed paths;
     3. every `</Parallel>` is followed (tag-wise) by exactly one `<Summary>…</Summary>`, and a `<Summary>`
-       anywhere else is an error;
-    4. no nesting: `<Parallel>` inside a block, path or summary is an error;
+       anywhere else is an error; the counts of `<Summary>` and `</Parallel>` are equal;
+    4. no nesting: a `<Parallel>` inside a block, a path or a summary is an error;
     5. nothing is left open at the end.
+
+    `rules="reference"`: the reference code's checker as METHOD.md §1 describes it (derived from that
+    description, for exact comparisons with the reference's numbers). It accepts four things pr1 rejects: a
+    summary left open at the end and a stray `</Summary>` (no `</Summary>` is checked), a `<Path>` outside a
+    block (in main text or a summary), and nesting (a block inside a path or a summary) while the
+    `<Parallel>` and `<Path>` tags balance. Rules 2 and 3 hold as in pr1's.
     """
+    if rules not in FORMAT_RULES:
+        raise ValueError(f"unknown format rules {rules!r}; expected one of {', '.join(FORMAT_RULES)}")
+    strict = rules == "pr1"
     errors: list[str] = []
-    stack: list[str] = []
-    paths_in_block = 0
-    block_no = 0
-    prev_tag: str | None = None
+    stack: list[str] = []  # the open tags, innermost last
+    blocks: list[list[int]] = []  # [block number, closed paths] of each open block, innermost last
+    opened = 0  # blocks opened so far
+    closed: int | None = None  # the block whose `</Parallel>` is the last tag read (its `<Summary>` is due)
     for tag in _TAG_RE.findall(text):
         top = stack[-1] if stack else None
-        if prev_tag == PARALLEL_CLOSE and tag != SUMMARY_OPEN:
-            errors.append(f"block {block_no}: </Parallel> not followed by <Summary> (got {tag})")
+        where = top or "main text"
+        due, closed = closed, None
+        if due is not None and tag != SUMMARY_OPEN:
+            errors.append(f"block {due}: </Parallel> not followed by <Summary> (got {tag})")
         if tag == PARALLEL_OPEN:
-            if top is not None:
+            if strict and top is not None:
                 errors.append(f"nested <Parallel> inside {top}")
-            block_no += 1
-            paths_in_block = 0
-            stack.append(PARALLEL_OPEN)
+                continue
+            opened += 1
+            blocks.append([opened, 0])
+            stack.append(tag)
         elif tag == PATH_OPEN:
-            if top != PARALLEL_OPEN:
-                errors.append(f"<Path> outside a <Parallel> block (inside {top or 'main text'})")
-            stack.append(PATH_OPEN)
+            if strict and top != PARALLEL_OPEN:
+                errors.append(f"<Path> outside a <Parallel> block (inside {where})")
+                continue
+            stack.append(tag)
         elif tag == PATH_CLOSE:
             if top != PATH_OPEN:
-                errors.append(f"</Path> without an open <Path> (inside {top or 'main text'})")
-            else:
-                stack.pop()
-                if stack and stack[-1] == PARALLEL_OPEN:
-                    paths_in_block += 1
+                errors.append(f"</Path> without an open <Path> (inside {where})")
+                continue
+            stack.pop()
+            if stack and stack[-1] == PARALLEL_OPEN:
+                blocks[-1][1] += 1
         elif tag == PARALLEL_CLOSE:
             if top != PARALLEL_OPEN:
-                errors.append(f"</Parallel> without an open <Parallel> (inside {top or 'main text'})")
-            else:
-                stack.pop()
-                if paths_in_block < 2:
-                    errors.append(f"block {block_no}: {paths_in_block} closed path(s), need at least 2")
+                errors.append(f"</Parallel> without an open <Parallel> (inside {where})")
+                continue
+            stack.pop()
+            number, paths = blocks.pop()
+            if paths < 2:
+                errors.append(f"block {number}: {paths} closed path(s), need at least 2")
+            closed = number
         elif tag == SUMMARY_OPEN:
-            if prev_tag != PARALLEL_CLOSE:
-                errors.append("<Summary> not directly after a </Parallel>")
-            if top is not None:
-                errors.append(f"<Summary> inside {top}")
-            stack.append(SUMMARY_OPEN)
-        elif tag == SUMMARY_CLOSE:
+            if due is None:
+                errors.append(f"<Summary> not directly after a </Parallel> (inside {where})")
+            elif strict:
+                stack.append(tag)
+        elif strict:  # </Summary> (the reference checks none)
             if top != SUMMARY_OPEN:
-                errors.append(f"</Summary> without an open <Summary> (inside {top or 'main text'})")
+                errors.append(f"</Summary> without an open <Summary> (inside {where})")
             else:
                 stack.pop()
-        prev_tag = tag
-    if prev_tag == PARALLEL_CLOSE:
-        errors.append(f"block {block_no}: </Parallel> not followed by <Summary> (got end of text)")
+    if closed is not None:
+        errors.append(f"block {closed}: </Parallel> not followed by <Summary> (got end of text)")
     n_close, n_summary = text.count(PARALLEL_CLOSE), text.count(SUMMARY_OPEN)
     if n_close != n_summary:
         errors.append(f"{n_summary} <Summary> for {n_close} </Parallel>")
@@ -230,8 +247,20 @@ def validate(text: str) -> list[str]:
     return errors
 
 
-def is_valid(text: str) -> bool:
-    return not validate(text)
+def answer_text(text: str) -> str:
+    """The text a trace's final answer is read from (METHOD.md §1): main text and summaries, in order, with
+    the paths left out (a path is exploration, not the model's answer). The trace is read as `parse` reads
+    it; every tag becomes a line break, so no tag stays in an answer and an answer line ends at a tag."""
+    pieces: list[str] = []
+    for part in parse(text).parts:
+        if isinstance(part, str):
+            pieces.append(part)
+            continue
+        pieces += [p for p in part.inner if isinstance(p, str)]  # text beside the paths, inside the block
+        pieces.append(part.gap)
+        if part.summary is not None:
+            pieces.append(part.summary.text)
+    return _TAG_RE.sub("\n", "\n".join(pieces))
 
 
 # -------------------------------------------------------------------------------------------- statistics

@@ -1,6 +1,7 @@
 """Answer extraction and equivalence.
 
-Extraction: the last `Final Answer:` line, else the last `\\boxed{…}`; the source used is reported.
+Extraction: from the text outside the paths (main text and summaries, `pr1.format.answer_text`), the last
+`Final Answer:` line, else the last `\\boxed{…}`; the source used is reported.
 Equivalence: plain numeric comparison first (`"025"` = 25, `27.0` = 27, `"1,080"` = 1080, `$18`, `50%`,
 `18 dollars`), then math-verify for everything symbolic. A comparison never takes more than
 `timeout` seconds: a timeout counts as incorrect, with the reason.
@@ -15,6 +16,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from fractions import Fraction
+
+from pr1.format import answer_text
 
 FINAL_ANSWER_RE = re.compile(r"final\s+answer\s*[:：]\s*(.*)", re.IGNORECASE)
 DEFAULT_TIMEOUT = 5.0
@@ -47,7 +50,10 @@ def last_boxed(text: str) -> str | None:
 
 
 def extract_answer(text: str) -> tuple[str | None, str | None]:
-    """(answer, source): the last `Final Answer:` line wins; else the last `\\boxed{}`; else (None, None)."""
+    """(answer, source) from the text outside the paths (`pr1.format.answer_text`: a path is exploration,
+    not the answer; tags never reach the answer): the last `Final Answer:` line wins; else the last
+    `\\boxed{}`; else (None, None)."""
+    text = answer_text(text)
     matches = list(FINAL_ANSWER_RE.finditer(text))
     for m in reversed(matches):
         ans = m.group(1).strip()

@@ -1,6 +1,7 @@
 """Rewards of METHOD.md §4, as plain functions, and as TRL `GRPOTrainer` reward functions.
 
-c = answer correct, n = number of `<Parallel>` blocks, f = format valid.
+c = answer correct, n = number of `<Parallel>` blocks, f = format valid (by `Schedule.format_rules`: pr1's
+rules of METHOD.md §1, or "reference", the reference code's more lenient checker; `pr1.format.validate`).
 
     accuracy           c ? +1 : -1
     tiered             c ∧ n≥1 ∧ f → +1.2;  c ∧ n=0 → +1.0;  else -1.0
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pr1.format import PARALLEL_OPEN, validate
+from pr1.format import FORMAT_RULES, PARALLEL_OPEN, validate
 from pr1.grading import grade
 
 REWARD_NAMES = ("accuracy", "tiered", "parallel-accuracy", "alternating", "scaffold")
@@ -45,16 +46,22 @@ def parallel_accuracy(correct: bool, n_blocks: int, valid: bool) -> float:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Which base reward ("accuracy" or "tiered" or "parallel-accuracy") is active at a step (first = 1)."""
+    """Which base reward ("accuracy" or "tiered" or "parallel-accuracy") is active at a step (first = 1), and
+    the format rules (`pr1.format.FORMAT_RULES`) that judge f."""
 
     name: str = "accuracy"
     window: int = 10
     accuracy_steps: int = 8
     switch_step: int = 200
+    format_rules: str = "pr1"
 
     def __post_init__(self) -> None:
         if self.name not in REWARD_NAMES:
             raise ValueError(f"unknown reward {self.name!r}; expected one of {', '.join(REWARD_NAMES)}")
+        if self.format_rules not in FORMAT_RULES:
+            raise ValueError(
+                f"unknown format rules {self.format_rules!r}; expected one of {', '.join(FORMAT_RULES)}"
+            )
         if not 0 <= self.accuracy_steps <= self.window or self.window < 1:
             raise ValueError("alternating schedule needs 0 <= accuracy_steps <= window and window >= 1")
 
@@ -118,7 +125,11 @@ def make_reward_func(
         for text, gold in zip(texts, answers, strict=True):
             out.append(
                 score_reward(
-                    schedule, step, grade(text, gold).correct, text.count(PARALLEL_OPEN), not validate(text)
+                    schedule,
+                    step,
+                    grade(text, gold).correct,
+                    text.count(PARALLEL_OPEN),
+                    not validate(text, schedule.format_rules),
                 )
             )
         return out

@@ -30,9 +30,12 @@ SCORE_KEYS = (
 def score_completion(
     text: str, answer: str | int | float, schedule: Schedule | None = None, step: int = 1
 ) -> dict:
-    """The `pr1 score` record of one completion (tags written literally) against its gold answer."""
+    """The `pr1 score` record of one completion (tags written literally) against its gold answer, under
+    `schedule` (default: accuracy, pr1's format rules) at `step`; `format_valid` and `format_errors` follow
+    `schedule.format_rules`."""
+    schedule = schedule or Schedule()
     g = grade(text, answer)
-    errors = validate(text)
+    errors = validate(text, schedule.format_rules)
     st = stats(text)
     return {
         "correct": g.correct,
@@ -43,7 +46,7 @@ def score_completion(
         "n_blocks": st.n_blocks,
         "paths_per_block": st.paths_per_block,
         "parallel": st.n_blocks >= 1,
-        "reward": score_reward(schedule or Schedule(), step, g.correct, st.n_blocks, not errors),
+        "reward": score_reward(schedule, step, g.correct, st.n_blocks, not errors),
     }
 
 

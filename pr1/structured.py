@@ -10,27 +10,37 @@ after it continues from there. Text between `<Parallel>` and the first `<Path>` 
 Mask: causal, except that a token of a path never attends to a token of a sibling path. `</Parallel>`,
 the summary and everything later attend to every earlier token, all paths included.
 
+A `<Parallel>` opens a block only in main text, as the rollout engine reads a trace (it forks nowhere else)
+and as `pr1.format.validate` does: inside a path or a summary (the `<Summary>` that follows a block,
+tag-wise, up to its `</Summary>`) it is an ordinary token.
+
 The prompt (the first `prompt_len` tokens) is never structured: tags an instruction mentions are not a
 block, its positions stay contiguous and its attention plainly causal.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import torch
+
+from pr1.format import TAGS
 
 
 @dataclass(frozen=True)
 class TagIds:
+    """Token ids of the six tags, in the order of `pr1.format.TAGS`."""
+
     parallel_open: int
     parallel_close: int
     path_open: int
     path_close: int
+    summary_open: int
+    summary_close: int
 
     @classmethod
     def from_tokenizer(cls, tokenizer) -> TagIds:  # noqa: ANN001
-        ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<Parallel>", "</Parallel>", "<Path>", "</Path>")]
+        ids = [tokenizer.convert_tokens_to_ids(t) for t in TAGS]
         if any(i is None or i == tokenizer.unk_token_id for i in ids):
             raise ValueError("the tokenizer has no tag tokens: load the model with pr1.models.load_model")
         return cls(*ids)
@@ -48,6 +58,7 @@ class Structure:
 def build_structure(ids: list[int], tags: TagIds, prompt_len: int = 0) -> Structure:
     """Positions and path membership of a prompt + completion token sequence. Malformed tags (nested or
     stray) are read leniently: a tag that does not fit where it stands is an ordinary token."""
+    tag_ids = set(astuple(tags))
     n = len(ids)
     pos, block, path = list(range(min(prompt_len, n))), [-1] * n, [-1] * n
     p = prompt_len  # next position
@@ -56,19 +67,27 @@ def build_structure(ids: list[int], tags: TagIds, prompt_len: int = 0) -> Struct
     path_no = -1
     path_start = 0  # position where each path of the current block starts
     block_end = 0  # max position reached by any path of the block
+    due = False  # a block has just closed: its summary opens if the next tag is <Summary>
+    in_summary = False
     for i in range(prompt_len, n):
         t = ids[i]
         if not in_block:
             pos.append(p)
-            if t == tags.parallel_open:
-                in_block, block_no, path_no = True, block_no + 1, -1
-                path_start = block_end = p + 1
             p += 1
+            if in_summary:  # ordinary tokens up to its </Summary>
+                in_summary = t != tags.summary_close
+            elif t in tag_ids:
+                if due and t == tags.summary_open:
+                    in_summary = True
+                elif t == tags.parallel_open:
+                    in_block, block_no, path_no = True, block_no + 1, -1
+                    path_start = block_end = p
+                due = False
             continue
         if t == tags.path_open and not in_path:
             in_path, path_no, p = True, path_no + 1, path_start
         elif t == tags.parallel_close and not in_path:
-            in_block, path_start = False, 0
+            in_block, path_start, due = False, 0, True
             p = max(p, block_end)
             pos.append(p)
             p += 1

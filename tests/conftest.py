@@ -71,3 +71,23 @@ def sharp() -> tuple:
     with torch.no_grad():
         model.model.norm.weight.mul_(20)
     return model, tok
+
+
+@pytest.fixture
+def rl_files(tmp_path: Path) -> dict[str, str]:
+    """A saved tiny Qwen3 (hidden size 128: big enough for Unsloth's 4-bit kernels), a one-line prompt
+    template and four problems: the `model`, `data` and `prompt_file` settings of a `pr1 rl` run."""
+    import json
+
+    from pr1.models import save_model, tiny_model
+
+    model, tok = tiny_model("qwen3", hidden_size=128, num_heads=4, num_kv_heads=2)
+    save_model(model, tok, tmp_path / "tiny")
+    (tmp_path / "template.txt").write_text("Q: {problem}")
+    data = tmp_path / "problems.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"id": i, "problem": f"What is {i}+{i}?", "answer": 2 * i}) + "\n" for i in range(4)
+        )
+    )
+    return {"model": str(tmp_path / "tiny"), "data": str(data), "prompt_file": str(tmp_path / "template.txt")}

@@ -6,8 +6,8 @@ from pr1.format import (
     TAGS,
     Block,
     PathNode,
+    answer_text,
     parse,
-    render,
     split_tags,
     stats,
     strip_think,
@@ -49,14 +49,14 @@ def test_parse_tree_of_a_valid_trace():
     ],
 )
 def test_render_round_trips_exactly(text):
-    assert render(parse(text)) == text
+    assert parse(text).render() == text
 
 
 def test_round_trip_on_the_cold_start_sample(shared_data):
     for line in (shared_data / "parallel_gsm8k_v2_partial.jsonl").open():
         row = json.loads(line)
         for key in ("solution", "output"):
-            assert render(parse(row[key])) == row[key]
+            assert parse(row[key]).render() == row[key]
 
 
 def test_parse_unfinished_text_marks_open_nodes():
@@ -138,10 +138,87 @@ def test_rule5_nothing_left_open():
     )
 
 
+def test_a_tag_that_does_not_fit_is_read_as_text():
+    """pr1's checker reads a trace as the engine and the scorer do: a `<Parallel>` in a summary opens no block,
+    so the `<Path>` spans after the summary are stray tags in main text, not a block's paths."""
+    text = (
+        "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>x <Parallel> y</Summary>"
+        " then <Path>c</Path><Path>d</Path> Final Answer: 1"
+    )
+    assert validate(text) == [
+        "nested <Parallel> inside <Summary>",
+        "<Path> outside a <Parallel> block (inside main text)",
+        "</Path> without an open <Path> (inside main text)",
+        "<Path> outside a <Parallel> block (inside main text)",
+        "</Path> without an open <Path> (inside main text)",
+    ]
+    stray = "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>s</Summary> </Parallel><Summary>t</Summary>"
+    assert validate(stray) == [
+        "</Parallel> without an open <Parallel> (inside main text)",
+        "<Summary> not directly after a </Parallel> (inside main text)",  # a stray </Parallel> closes no block
+        "</Summary> without an open <Summary> (inside main text)",
+    ]
+
+
+BLOCK = "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>s</Summary>"
+
+
+@pytest.mark.parametrize(
+    ("text", "pr1_error"),
+    [  # the four cases the reference code's checker accepts (METHOD.md §1)
+        ("<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>half", "unclosed at end: <Summary>"),
+        (BLOCK + " stray </Summary> Final Answer: 3", "</Summary> without an open <Summary>"),
+        ("<Path>a</Path> then " + BLOCK, "<Path> outside a <Parallel> block (inside main text)"),
+        (
+            "<Parallel><Path>" + BLOCK + "</Path><Path>c</Path></Parallel>\n<Summary>t</Summary>",
+            "nested <Parallel> inside <Path>",
+        ),
+        (
+            "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>" + BLOCK + "</Summary>",
+            "nested <Parallel> inside <Summary>",
+        ),
+    ],
+)
+def test_reference_rules_accept_what_pr1_rejects(text, pr1_error):
+    _only(validate(text), pr1_error)
+    assert validate(text, rules="reference") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [  # what the reference rules still reject: balance of <Parallel>/<Path>, two paths, the summary rule
+        ("<Parallel><Path>a</Path></Parallel>\n<Summary>s</Summary>", "1 closed path(s), need at least 2"),
+        ("<Parallel><Path>a</Path><Path>b</Path></Parallel>\nno summary", "not followed by <Summary>"),
+        ("text <Summary>lonely</Summary>", "<Summary> not directly after a </Parallel>"),
+        ("x </Path> y", "</Path> without an open <Path>"),
+        ("<Parallel><Path>a</Path><Path>b", "unclosed at end: <Parallel>, <Path>"),
+        (BLOCK + "<Summary>t</Summary>", "2 <Summary> for 1 </Parallel>"),
+    ],
+)
+def test_reference_rules_still_reject(text, error):
+    _only(validate(text, rules="reference"), error)
+    _only(validate(text), error)
+
+
+def test_unknown_rules_are_refused():
+    with pytest.raises(ValueError, match="unknown format rules 'paper'"):
+        validate(GOOD, rules="paper")
+
+
+def test_answer_text_leaves_the_paths_out():
+    text = (
+        "Main <Parallel><Path>p1 Final Answer: 1</Path><Path>p2</Path></Parallel>\n<Summary>sum</Summary> end"
+    )
+    assert answer_text(text) == "Main \n\n\nsum\n end"
+    assert answer_text("a <Parallel><Path>cut inside a path") == "a \n"
+    assert answer_text("plain") == "plain"
+
+
 def test_the_one_invalid_trace_of_the_sample(shared_data):
     rows = [json.loads(line) for line in (shared_data / "parallel_gsm8k_v2_partial.jsonl").open()]
     invalid = {r["id"]: validate(r["solution"]) for r in rows if validate(r["solution"])}
     assert invalid == {475: ["unclosed at end: <Summary>"]}
+    assert not any(validate(r["solution"], rules="reference") for r in rows)  # it accepts an open summary
 
 
 def test_stats():

@@ -38,6 +38,32 @@ def test_no_answer():
     assert not g.correct and g.reason == "no answer" and g.answer_source is None
 
 
+def test_an_answer_inside_a_path_does_not_count():
+    """A response cut by the budget inside a block, whose first path wrote the right number, has no answer:
+    a path is exploration, not the model's answer (METHOD.md §1)."""
+    cut = "Let x be 3. <Parallel><Path>3+3=6\nFinal Answer: 6\n</Path><Path>Or 2*3 \\boxed{6"
+    g = grade(cut, "6")
+    assert not g.correct and g.pred is None and g.reason == "no answer"
+    assert extract_answer(
+        "<Parallel><Path>so \\boxed{6}</Path><Path>b</Path></Parallel>\n<Summary>s</Summary>"
+    ) == (
+        None,
+        None,
+    )
+    # the main text and the summaries are read, in order: the last Final Answer line there wins
+    par = "<Parallel><Path>Final Answer: 5\n</Path><Path>b</Path></Parallel>\n<Summary>Final Answer: 7\n</Summary>"
+    assert extract_answer(par) == ("7", "final_answer")
+    assert extract_answer(par + "Final Answer: 8") == ("8", "final_answer")
+    assert extract_answer("\\boxed{4} " + par.replace("Final Answer: 7", "so 7")) == ("4", "boxed")
+
+
+def test_pred_has_no_tags():
+    text = "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>Final Answer: 12</Summary>"
+    g = grade(text, "12")
+    assert g.correct and g.pred == "12" and g.answer_source == "final_answer"
+    assert grade("Final Answer: 12<Parallel><Path>x", "12").pred == "12"
+
+
 @pytest.mark.parametrize(
     ("gold", "pred"),
     [

@@ -101,3 +101,18 @@ def test_trl_reward_func_without_tagged_text_uses_completions():
     assert f.__name__ == "tiered_reward"
     with pytest.raises(KeyError):
         f(completions=[PAR])
+
+
+OPEN_SUMMARY = "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>so 6\nFinal Answer: 6"
+
+
+def test_format_rules_choose_the_checker_of_the_rewards():
+    """The reference code's checker accepts a summary left open at the end; pr1's rules do not (METHOD.md §1)."""
+    state = SimpleNamespace(global_step=0)
+    strict = make_reward_func("tiered")(completions=[OPEN_SUMMARY], answer=["6"], trainer_state=state)
+    lenient = make_reward_func(Schedule("tiered", format_rules="reference"))(
+        completions=[OPEN_SUMMARY], answer=["6"], trainer_state=state
+    )
+    assert strict == [-1.0] and lenient == [1.2]
+    with pytest.raises(ValueError, match="unknown format rules 'paper'"):
+        Schedule("tiered", format_rules="paper")

@@ -1,12 +1,9 @@
 """`pr1 rl` on CUDA: the Unsloth backend (4-bit base + LoRA, Unsloth's patched GRPOTrainer) and the hf
 backend's fused-LM-head scoring. Skipped without a GPU (no GPU was available when these were written)."""
 
-import json
-
 import pytest
 
 from pr1.backends import unsloth_available
-from pr1.models import save_model, tiny_model
 from pr1.rl.backends import resolve_backend
 from pr1.rl.config import RLConfig
 from pr1.rl.trainer import train
@@ -16,20 +13,9 @@ pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture
-def settings(tmp_path):
-    model, tok = tiny_model("qwen3", hidden_size=128, num_heads=4, num_kv_heads=2)
-    save_model(model, tok, tmp_path / "tiny")
-    (tmp_path / "template.txt").write_text("Q: {problem}")
-    data = tmp_path / "problems.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"id": i, "problem": f"What is {i}+{i}?", "answer": 2 * i}) + "\n" for i in range(4)
-        )
-    )
+def settings(rl_files):
     return {
-        "model": str(tmp_path / "tiny"),
-        "data": str(data),
-        "prompt_file": str(tmp_path / "template.txt"),
+        **rl_files,
         "reward": "alternating",
         "batch": 2,
         "group": 4,

@@ -8,9 +8,10 @@ import threading
 
 import pytest
 import torch
-from forcing import eos_in_path_1, other_path_1, schedule
+from forcing import eos_in_path_1, eos_in_summary, other_path_1, schedule
 
 from pr1.errors import Pr1Error
+from pr1.format import validate
 from pr1.models import tag_token_ids
 from pr1.rollout import RolloutConfig, RolloutEngine, TokenEvent
 
@@ -163,6 +164,25 @@ def test_path_cap_and_eos_in_path(tiny):
     assert e1 - s1 + 1 == 4  # <Path> + 2 sampled + </Path> in place of the EOS
     assert t.inserted[e1] and t.logprobs[e1] == 0.0
     assert eos not in t.completion_ids
+
+
+@pytest.mark.parametrize("mode", ["fork", "structured"])
+def test_eos_in_a_summary_becomes_an_inserted_close_and_the_main_text_goes_on(tiny, mode):
+    """As in the reference runtime: the EOS becomes `</Summary>` (inserted: log-prob 0, loss-masked), the main
+    text goes on (here it ends at its own EOS), and the trace is format-valid."""
+    eng = engine(tiny, mode=mode, max_tokens=60, max_blocks=1)
+    tags, eos = eng.tags, min(eng.eos_ids)
+    (t,) = eng.generate(
+        ["Go"], logits_processor=eos_in_summary(eng, schedule(eng, fork_after=2, path_tokens=3))
+    )
+    ids = t.completion_ids
+    close = ids.index(tags["</Summary>"])
+    assert ids[close - 3] == tags["<Summary>"] and not any(t.inserted[close - 2 : close])  # 2 sampled tokens
+    assert t.inserted[close] and t.logprobs[close] == 0.0
+    assert len(ids) == close + 4 and ids[-1] == eos and not t.truncated  # the main text: 2 tokens and its EOS
+    assert ids.count(eos) == 1 and validate(t.text) == []
+    if mode == "fork":
+        assert t.logprobs == pytest.approx(expected_logprobs(tiny[0], t, tags), abs=1e-4)
 
 
 def test_budget_counts_everything_and_truncates_inside_a_block(tiny):

@@ -3,7 +3,8 @@ import json
 from typer.testing import CliRunner
 
 from pr1.cli import app
-from pr1.score import SCORE_KEYS, score_completion
+from pr1.rewards import Schedule
+from pr1.score import SCORE_KEYS, score_completion, score_file
 
 runner = CliRunner()
 
@@ -141,3 +142,24 @@ def test_parallel_sample_validates_and_grades(shared_data):
 
 def test_score_completion_default_reward_is_accuracy():
     assert score_completion("Final Answer: 2", "3")["reward"] == -1.0
+
+
+def test_score_completion_follows_the_schedules_format_rules(shared_data):
+    text = "<Parallel><Path>a</Path><Path>b</Path></Parallel>\n<Summary>so 6\nFinal Answer: 6"
+    strict = score_completion(text, "6", Schedule("tiered"))
+    lenient = score_completion(text, "6", Schedule("tiered", format_rules="reference"))
+    assert (strict["format_valid"], strict["format_errors"], strict["reward"]) == (
+        False,
+        ["unclosed at end: <Summary>"],
+        -1.0,
+    )
+    assert (lenient["format_valid"], lenient["format_errors"], lenient["reward"]) == (True, [], 1.2)
+    # the cold-start sample: 340 valid traces under pr1's rules, all 341 under the reference's
+    rows = list(
+        score_file(
+            shared_data / "parallel_gsm8k_v2_partial.jsonl",
+            schedule=Schedule(format_rules="reference"),
+            completion_key="solution",
+        )
+    )
+    assert len(rows) == 341 and all(r["format_valid"] for _, r in rows)

@@ -113,8 +113,8 @@ def test_rows_longer_than_max_length_are_dropped_not_cut(tiny, tmp_path):
         build_dataset(rows, tok, max_length=5)
 
 
-# 1 = <Parallel>, 2 = </Parallel>, 3 = <Path>, 4 = </Path>
-T = TagIds(parallel_open=1, parallel_close=2, path_open=3, path_close=4)
+# 1 = <Parallel>, 2 = </Parallel>, 3 = <Path>, 4 = </Path>, 5 = <Summary>, 6 = </Summary>
+T = TagIds(parallel_open=1, parallel_close=2, path_open=3, path_close=4, summary_open=5, summary_close=6)
 
 
 def test_structured_collator_on_hand_built_examples():

@@ -2,8 +2,9 @@ import torch
 
 from pr1.structured import Structure, TagIds, allowed_mask, batch_inputs, build_structure
 
-# token ids for a hand-built example: 1 = <Parallel>, 2 = </Parallel>, 3 = <Path>, 4 = </Path>
-T = TagIds(parallel_open=1, parallel_close=2, path_open=3, path_close=4)
+# token ids for hand-built examples: 1 = <Parallel>, 2 = </Parallel>, 3 = <Path>, 4 = </Path>,
+# 5 = <Summary>, 6 = </Summary>
+T = TagIds(parallel_open=1, parallel_close=2, path_open=3, path_close=4, summary_open=5, summary_close=6)
 
 
 def test_positions_of_one_block():
@@ -59,6 +60,22 @@ def test_unfinished_and_malformed_sequences_do_not_crash():
     st = build_structure([1, 3, 60, 1, 2], T)  # <Parallel> inside a path, </Parallel> inside a path
     assert st.path == [-1, 0, 0, 0, 0] and st.position_ids == [0, 1, 2, 3, 4]
     assert build_structure([4, 2, 60], T).position_ids == [0, 1, 2]  # stray closers
+
+
+def test_parallel_opens_a_block_only_in_main_text():
+    """As the engine reads a trace: a `<Parallel>` in a summary is an ordinary token, so the `<Path>` spans
+    after it are main text (contiguous positions, no path), not sibling paths at reset positions."""
+    # <Parallel> <Path> a </Path> <Path> b </Path> </Parallel> \n <Summary> <Parallel> c </Summary>
+    #   <Path> d </Path> <Path> e </Path>
+    ids = [1, 3, 60, 4, 3, 61, 4, 2, 70, 5, 1, 80, 6, 3, 81, 4, 3, 82, 4]
+    st = build_structure(ids, T)
+    assert st.position_ids == [0, 1, 2, 3, 1, 2, 3, 4, *range(5, 16)]
+    assert st.path == [-1, 0, 0, 0, 1, 1, 1] + [-1] * 12
+    # the summary is the <Summary> right after a block (tag-wise); elsewhere <Summary> is text, and a
+    # <Parallel> after it opens a block; a block right after a block (no summary) opens too
+    assert build_structure([5, 80, 1, 3, 4, 3, 4, 2], T).path == [-1, -1, -1, 0, 0, 1, 1, -1]
+    assert build_structure([1, 3, 4, 3, 4, 2, 6, 5, 1, 3, 4], T).path[8:] == [-1, 0, 0]
+    assert build_structure([1, 3, 4, 3, 4, 2, 70, 1, 3, 4], T).path[7:] == [-1, 0, 0]
 
 
 def test_batch_inputs_pads_and_builds_4d_additive_mask():

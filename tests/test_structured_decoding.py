@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 import torch
-from forcing import eos_in_path_1, other_path_1, schedule
+from forcing import eos_in_path_1, eos_in_summary, other_path_1, schedule, stray_tags
 
+from pr1.format import validate
 from pr1.rl.config import RLConfig
 from pr1.rollout import ForcedSchedule, RolloutConfig, RolloutEngine, SampleContext
 from pr1.structured import batch_inputs, build_structure
@@ -165,6 +166,42 @@ def test_path_cap_and_eos_in_a_path(tiny):
     assert st.path.count(0) == 7 and st.path.count(1) == 4  # cap: <Path> + 5 + </Path>; EOS -> </Path>
     assert eos not in t.completion_ids and t.completion_ids.count(tags["</Parallel>"]) == 1
     assert gap(tiny[0], eng, t) <= 1e-4
+
+
+def test_eos_in_a_summary_is_repaired_on_policy(tiny):
+    eng = engine(tiny, max_tokens=60, max_blocks=1)
+    (t,) = eng.generate(
+        ["Go"], logits_processor=eos_in_summary(eng, schedule(eng, fork_after=2, path_tokens=3))
+    )
+    close = t.completion_ids.index(eng.tags["</Summary>"])
+    assert t.inserted[close] and not t.truncated and validate(t.text) == []
+    assert gap(tiny[0], eng, t) <= 1e-4  # the main text after the inserted </Summary> included
+
+
+@pytest.mark.parametrize("mode", ["fork", "structured"])
+def test_no_parallel_where_the_engine_does_not_fork(tiny, mode):
+    """A `<Parallel>` the model writes inside a path or a summary is banned (as after the last block), so every
+    `<Parallel>` of a trace opens a block for the sampler, the scorer (`build_structure`) and the checker
+    alike; `<Path>` spans written in the main text afterwards are plain text to all three, and structured
+    sampling stays on-policy."""
+    eng = engine(tiny, mode=mode, max_tokens=50)
+    tags = eng.tags
+    (t,) = eng.generate(
+        ["Go"], logits_processor=stray_tags(eng, schedule(eng, path_tokens=4, summary_tokens=3))
+    )
+    ids = t.completion_ids
+    assert blocks(eng, t) == 1  # the forced <Parallel> of each path and of the summary was not sampled
+    assert ids.count(tags["<Path>"]) == 4 and ids.count(tags["</Summary>"]) == 1  # 2 seeds, 2 written spans
+    st = build_structure(t.prompt_ids + ids, eng.tag_ids, len(t.prompt_ids))
+    after = len(t.prompt_ids) + ids.index(tags["</Summary>"])
+    assert st.path[after:] == [-1] * (len(st.path) - after)  # the spans after the block are main text
+    assert st.position_ids[after:] == list(
+        range(st.position_ids[after], st.position_ids[after] + len(st.path) - after)
+    )
+    errors = validate(t.text)
+    assert len(errors) == 4 and all(e.startswith(("<Path> outside", "</Path> without")) for e in errors)
+    if mode == "structured":
+        assert gap(tiny[0], eng, t) <= 1e-4
 
 
 def test_fork_sampling_is_off_policy_for_structured_scoring(tiny):

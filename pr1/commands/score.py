@@ -11,6 +11,7 @@ from rich.table import Table
 
 from pr1.datasets import REGISTRY, data_dir
 from pr1.errors import Pr1Error
+from pr1.format import FORMAT_RULES
 from pr1.jsonl import dumps
 from pr1.rewards import REWARD_NAMES, Schedule
 from pr1.score import score_file, summarise
@@ -22,6 +23,12 @@ def score(
     ],
     reward: Annotated[str, typer.Option(help=" | ".join(REWARD_NAMES))] = "accuracy",
     step: Annotated[int, typer.Option(help="Training step (first = 1) for scheduled rewards.")] = 1,
+    format_rules: Annotated[
+        str,
+        typer.Option(
+            help="pr1 (METHOD.md §1's rules) | reference (the reference code's more lenient checker)."
+        ),
+    ] = "pr1",
     completion_key: Annotated[str, typer.Option(help="Key of the completion text.")] = "completion",
     answer_key: Annotated[str, typer.Option(help="Key of the gold answer.")] = "answer",
     json_out: Annotated[
@@ -34,9 +41,11 @@ def score(
         raise Pr1Error(f"--reward {reward!r}: expected one of {', '.join(REWARD_NAMES)}")
     if step < 1:
         raise Pr1Error(f"--step {step}: steps count from 1")
+    if format_rules not in FORMAT_RULES:
+        raise Pr1Error(f"--format-rules {format_rules!r}: expected one of {', '.join(FORMAT_RULES)}")
     records = score_file(
         file,
-        schedule=Schedule(reward),
+        schedule=Schedule(reward, format_rules=format_rules),
         step=step,
         completion_key=completion_key,
         answer_key=answer_key,

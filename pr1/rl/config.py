@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pr1.format import FORMAT_RULES
 from pr1.rewards import REWARD_NAMES, Schedule
 from pr1.rollout.config import MODES, RolloutConfig
 from pr1.settings import SettingError, invalid, setting
@@ -64,6 +65,11 @@ class RLConfig(RolloutConfig):
     window: int = setting(10, "Alternating reward: steps per window.", min=1)
     accuracy_steps: int = setting(8, "Alternating reward: accuracy steps at the start of each window.", min=0)
     switch_step: int = setting(200, "scaffold: the last alternating step.", min=0)
+    format_rules: str = setting(
+        "pr1",
+        "Format validity in the rewards: pr1's rules (METHOD.md §1) or the reference code's more lenient ones.",
+        choices=FORMAT_RULES,
+    )
     # Model and adapter
     backend: str = setting(
         "auto", "Training backend (auto: unsloth on CUDA when installed, else hf).", choices=BACKENDS
@@ -116,4 +122,4 @@ class RLConfig(RolloutConfig):
             )
 
     def schedule(self) -> Schedule:
-        return Schedule(self.reward, self.window, self.accuracy_steps, self.switch_step)
+        return Schedule(self.reward, self.window, self.accuracy_steps, self.switch_step, self.format_rules)

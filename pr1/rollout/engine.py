@@ -7,7 +7,11 @@ an inserted `</Path>`); a path sees the prefix and itself, never its siblings. J
 in order after `<Parallel>`, the runtime inserts `</Parallel>`, `\\n`, `<Summary>`, and the summary and all
 later text are decoded on the laid-out sequence with plain causal attention (the reference behaviour):
 path 1's keys are reused as they are (they were computed on prefix + path 1), later paths are prefilled
-after it. After `max_blocks` blocks `<Parallel>` is banned from the main text, which goes on unforked.
+after it. The summary ends at `</Summary>`; an EOS there becomes an inserted `</Summary>` (as in the
+reference runtime) and the main text goes on. `<Parallel>` is banned wherever the engine does not fork, so
+that every `<Parallel>` of a trace opens a block (as `pr1.structured.build_structure` and
+`pr1.format.validate` read it): inside paths and summaries, and in the main text after `max_blocks` blocks,
+which then goes on unforked.
 `max_tokens` counts every completion token (paths and inserted tokens included); when it runs out the
 trajectory stops where it is (`truncated`), even inside a block. (Structured mode then keeps the closed paths
 and one unclosed path, laid out last, so that the structure a trainer reads is the one that was decoded.)
@@ -344,10 +348,10 @@ class _Generation:
         processed = None
         if self.processor is not None:
             processed = self.processor([self._context(s) for s in streams], logits.clone())
-        banned = [
+        banned = [  # no <Parallel> where the engine would not fork (the module docstring)
             i
             for i, s in enumerate(streams)
-            if self.cfg.mode != "free" and s.segment == "main" and s.traj.blocks >= self.cfg.max_blocks
+            if self.cfg.mode != "free" and (s.segment != "main" or s.traj.blocks >= self.cfg.max_blocks)
         ]
         if banned:
             processed = logits.clone() if processed is None else processed
@@ -384,6 +388,12 @@ class _Generation:
         t, eos, tags = s.traj, self.e.eos_ids, self.e.tags
         if s.segment == "path" and self.cfg.mode != "free":
             self._path_token(s, token, logprob)
+        elif token in eos and s.segment == "summary" and self.cfg.mode != "free":
+            # the reference runtime's repair: an inserted </Summary> closes the summary, the main text goes on
+            close = tags["</Summary>"]
+            if self._add(s, close, 0.0, True):
+                s.pending = [close]
+                s.segment, s.block, s.sampled = "main", None, 0
         elif token in eos:
             self._add(s, token, logprob, False)
             self._finish(t, truncated=False)

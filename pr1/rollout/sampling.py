@@ -87,7 +87,7 @@ class ForcedSchedule:
     """A logits processor that forces the shape of traces (tests, benchmarks): `<Parallel>` once a main
     segment has `fork_after` sampled tokens, `</Path>` once a path has `path_tokens` (one number, or one per
     path), `</Summary>` once a summary has `summary_tokens`; EOS never, when `suppress_eos`. The engine's
-    own rules still apply on top (no fork after `max_blocks`)."""
+    own rules still apply on top (no `<Parallel>` in paths, summaries, or after `max_blocks`)."""
 
     parallel_open: int
     path_close: int
