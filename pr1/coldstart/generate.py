@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
+from pr1.coldstart.synthetic import DEFAULT_DIFFICULTY, check_difficulty, synthetic_problems
 from pr1.coldstart.teachers import Reply, Request, Teacher, TeacherError, check_teacher_spec, make_teacher
 from pr1.errors import Pr1Error
 from pr1.format import TAGS, stats, strip_think, validate
@@ -39,6 +40,7 @@ class GenerateConfig:
     api_key_env: str = "OPENAI_API_KEY"
     tokenizer: str = "smollm2-135m"
     seed: int = 0
+    difficulty: str = DEFAULT_DIFFICULTY  # of `source="synthetic"`: one of synthetic.DIFFICULTIES
 
 
 @dataclass
@@ -118,9 +120,7 @@ def load_source(cfg: GenerateConfig) -> list[dict[str, Any]]:
     if cfg.source == "synthetic":
         if cfg.limit is None:
             raise Pr1Error("--source synthetic makes its own problems: say how many with --limit")
-        from pr1.coldstart.synthetic import synthetic_problems
-
-        return synthetic_problems(cfg.limit, seed=cfg.seed)
+        return synthetic_problems(cfg.limit, seed=cfg.seed, difficulty=cfg.difficulty)
     from pr1.datasets import load_problems
 
     return load_problems(cfg.source, limit=cfg.limit)
@@ -143,6 +143,9 @@ def _validate(cfg: GenerateConfig) -> None:
     for ok, flag, expected in checks:
         if not ok:
             raise Pr1Error(f"{flag} must be {expected}")
+    check_difficulty(cfg.difficulty)
+    if cfg.difficulty != DEFAULT_DIFFICULTY and cfg.source != "synthetic":
+        raise Pr1Error(f"difficulty {cfg.difficulty!r}: only the synthetic source has difficulties")
     if cfg.out.suffix != ".jsonl":
         raise Pr1Error(f"--out {cfg.out}: expected a .jsonl file name")
 

@@ -4,7 +4,7 @@ that the problem families and the trace writer draw with."""
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -67,3 +67,18 @@ class Draw:
 
     def person(self) -> tuple[str, str, str]:
         return self.one(PEOPLE)
+
+
+Family = Callable[[Draw], Problem]  # a problem family: builds one problem from a draw
+
+
+def distinct(routes: list[Route]) -> list[Route]:
+    """`routes` without those whose steps repeat an earlier route's (small numbers can make two routes
+    read the same, and the paths of a block must differ)."""
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for route in routes:
+        if tuple(route.steps) not in seen:
+            seen.add(tuple(route.steps))
+            out.append(route)
+    return out

@@ -5,9 +5,7 @@ or a check by the inverse operation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from pr1.coldstart.synthetic.model import Draw, Problem, Route, Stage
+from pr1.coldstart.synthetic.model import Draw, Family, Problem, Route, Stage
 from pr1.coldstart.synthetic.vocabulary import (
     COLLECTIONS,
     CROPS,
@@ -870,7 +868,7 @@ def _habit_baseline(p: int, q: int, w: int, unit: str) -> Route:
     )
 
 
-FAMILIES: list[Callable[[Draw], Problem]] = [
+FAMILIES: list[Family] = [
     shopping,
     wages,
     travel,
