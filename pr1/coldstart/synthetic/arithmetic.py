@@ -77,7 +77,7 @@ def subtraction(d: Draw) -> Problem:
         routes.append(
             Route(
                 f"counting up from {b} to {a}",
-                [f"Count up from {b} to {a}: {_counted(b, 1, r)}, that is {r} steps."],
+                [f"Count up from {b} to {a}: {_counted(b, 1, r)}, that is {r} step{'s' if r > 1 else ''}."],
                 r,
             )
         )

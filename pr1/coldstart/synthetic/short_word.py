@@ -58,7 +58,7 @@ def gain_and_loss(d: Draw) -> Problem:
         r,
         opening,
         [Stage(f"the number of {things}", r, str(r), distinct(routes))],
-        closing=f"{name} has {r} {things}.",
+        closing=f"{name} has {r} {things}." if r > 1 else f"{name} has one left.",
     )
 
 
@@ -67,11 +67,14 @@ def groups(d: Draw) -> Problem:
     cs, cp, item = d.one(PACKS)
     k, n, m = d.num(2, 5), d.num(2, 9), d.num(1, 9)
     r = k * n + m
+    extra, more = (
+        (f"{m} extra {item}", f"{m} more {item}") if m > 1 else ("one extra", "one more")
+    )  # item: plural
     text = d.one(
         [
-            f"{name} buys {k} {cp} of {item} with {n} {item} in each {cs}, and {m} extra {item}. "
+            f"{name} buys {k} {cp} of {item} with {n} {item} in each {cs}, and {extra}. "
             f"How many {item} does {he} have?",
-            f"There are {k} {cp} with {n} {item} in each, and {m} more {item} next to them. "
+            f"There are {k} {cp} with {n} {item} in each, and {more} next to them. "
             f"How many {item} are there in all?",
         ]
     )
