@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -284,6 +285,22 @@ def test_synthetic_teacher_end_to_end(tmp_path: Path) -> None:
     rows = read_jsonl(cfg.out)
     assert [r["id"] for r in rows] == [f"synthetic-7-{i}" for i in range(20)]
     assert all(r["teacher"] == "synthetic" and r["n_blocks"] >= 1 for r in rows)
+
+
+def test_synthetic_teacher_at_an_easy_difficulty(tmp_path: Path) -> None:
+    cfg = GenerateConfig(
+        teacher="synthetic", out=tmp_path / "easy.jsonl", source="synthetic", limit=10, difficulty="one-step"
+    )
+    assert generate(cfg).kept == 10
+    rows = read_jsonl(cfg.out)
+    assert [r["id"] for r in rows] == [f"synthetic-one-step-0-{i}" for i in range(10)]
+    assert all(re.fullmatch(r"\D*\d [+-] \d\D*", r["problem"]) for r in rows)
+    with pytest.raises(Pr1Error, match="expected one of one-step, two-step, short-word, word"):
+        generate(
+            GenerateConfig(teacher="synthetic", out=tmp_path / "x.jsonl", source="synthetic", difficulty="x")
+        )
+    with pytest.raises(Pr1Error, match="only the synthetic source has difficulties"):
+        generate(GenerateConfig(teacher="synthetic", out=tmp_path / "y.jsonl", difficulty="one-step"))
 
 
 def test_synthetic_teacher_refuses_other_problems(tmp_path: Path) -> None:

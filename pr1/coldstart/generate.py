@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
+from pr1.coldstart.synthetic import DEFAULT_DIFFICULTY, DIFFICULTIES, synthetic_problems
 from pr1.coldstart.teachers import Reply, Request, Teacher, TeacherError, check_teacher_spec, make_teacher
 from pr1.embedded import EMBEDDED_MODEL
 from pr1.errors import Pr1Error
@@ -47,6 +48,7 @@ class GenerateConfig(Settings):
     )
     tokenizer: str = setting(EMBEDDED_MODEL, "Tokenizer that counts --max-length tokens.")
     seed: int = setting(0, "Seed of --source synthetic and of local sampling.")
+    difficulty: str = setting(DEFAULT_DIFFICULTY, "Problems of --source synthetic.", choices=DIFFICULTIES)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,6 +59,8 @@ class GenerateConfig(Settings):
         self.out = Path(self.out)
         if self.out.suffix != ".jsonl":
             raise invalid("out", str(self.out), "expected a .jsonl file name")
+        if self.difficulty != DEFAULT_DIFFICULTY and self.source != "synthetic":
+            raise invalid("difficulty", self.difficulty, "only the synthetic source has difficulties")
 
 
 @dataclass
@@ -136,9 +140,7 @@ def load_source(cfg: GenerateConfig) -> list[dict[str, Any]]:
     if cfg.source == "synthetic":
         if cfg.limit is None:
             raise Pr1Error("--source synthetic makes its own problems: say how many with --limit")
-        from pr1.coldstart.synthetic import synthetic_problems
-
-        return synthetic_problems(cfg.limit, seed=cfg.seed)
+        return synthetic_problems(cfg.limit, seed=cfg.seed, difficulty=cfg.difficulty)
     from pr1.datasets import load_problems
 
     return load_problems(cfg.source, limit=cfg.limit)

@@ -303,7 +303,7 @@ class SyntheticTeacher:
     name = "synthetic"
 
     def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Reply | TeacherError]]:
-        from pr1.coldstart.synthetic import make_problem, write_trace
+        from pr1.coldstart.synthetic import DEFAULT_DIFFICULTY, make_problem, write_trace
 
         for i, request in enumerate(requests):
             row = request.row
@@ -312,9 +312,11 @@ class SyntheticTeacher:
                     f"--teacher synthetic writes traces only for its own problems (--source synthetic); "
                     f"problem {row.get('id')!r} is not one"
                 )
-            problem = make_problem(int(row["seed"]), int(row["index"]))
+            difficulty = str(row.get("difficulty", DEFAULT_DIFFICULTY))
+            problem = make_problem(int(row["seed"]), int(row["index"]), difficulty)
             if problem.text != row["problem"]:
                 raise Pr1Error(
                     f"problem {row['id']!r} is not synthetic problem {row['index']} of seed {row['seed']}"
+                    + (f" at difficulty {difficulty}" if "difficulty" in row else "")
                 )
             yield i, Reply(write_trace(problem, request.sample))

@@ -1,167 +1,31 @@
-"""pr1's offline teacher: synthetic arithmetic word problems with programmatically written parallel traces.
-
-Each problem family draws a scenario (people, objects, units, 2–4 operations) and knows several genuinely
-different routes to each quantity it asks for: another order of operations, another decomposition, a
-unit rate instead of a total, or a check by the inverse operation. A trace restates the problem, explores
-2–3 routes in a `<Parallel>` block (sometimes a second block, or computes first and then verifies in
-parallel), compares them in the `<Summary>`, and ends with `Final Answer: N`. Every route is computed from
-the numbers, and `make_problem` asserts that all routes agree, so every trace is correct by construction.
-
-Everything is deterministic: `make_problem(seed, index)` rebuilds the same problem, and
-`write_trace(problem, sample)` the same trace for each sample number.
-"""
+"""The word problems (the top difficulty, and the default): each family is a function of a draw that
+builds a scenario (people, objects, units, 2–4 operations) with several genuinely different routes to each
+quantity it asks for: another order of operations, another decomposition, a unit rate instead of a total,
+or a check by the inverse operation."""
 
 from __future__ import annotations
 
-import random
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TypeVar
-
-from pr1.format import PARALLEL_CLOSE, PARALLEL_OPEN, PATH_CLOSE, PATH_OPEN, SUMMARY_CLOSE, SUMMARY_OPEN
-
-T = TypeVar("T")
-
-
-@dataclass
-class Route:
-    """One way to a quantity. `check` routes verify a value that is already stated (the inverse operation),
-    so they only appear after the value was computed in the main text."""
-
-    label: str  # a noun phrase for the summary: "adding the two subtotals"
-    steps: list[str]
-    value: int
-    check: bool = False
-
-
-@dataclass
-class Stage:
-    quantity: str  # "the total cost"
-    value: int
-    shown: str  # the value as written: "$34", "42 km"
-    routes: list[Route]
-
-
-@dataclass
-class Problem:
-    id: str
-    text: str
-    answer: int
-    opening: list[str]  # alternative first sentences of a trace
-    stages: list[Stage] = field(default_factory=list)
-    closing: str = ""  # the answer in words, for the end of a trace
-
-    def row(self, seed: int, index: int) -> dict:
-        return {"id": self.id, "problem": self.text, "answer": str(self.answer), "seed": seed, "index": index}
-
-
-# ------------------------------------------------------------------------------------------- vocabulary
-
-PEOPLE = [
-    ("Maya", "she", "her"), ("Liam", "he", "his"), ("Aisha", "she", "her"), ("Tomás", "he", "his"),
-    ("Priya", "she", "her"), ("Jonas", "he", "his"), ("Mei", "she", "her"), ("Kwame", "he", "his"),
-    ("Sofia", "she", "her"), ("Omar", "he", "his"), ("Hana", "she", "her"), ("Diego", "he", "his"),
-    ("Elena", "she", "her"), ("Ravi", "he", "his"), ("Zoe", "she", "her"), ("Felix", "he", "his"),
-    ("Amara", "she", "her"), ("Noah", "he", "his"), ("Ingrid", "she", "her"), ("Kenji", "he", "his"),
-    ("Lucia", "she", "her"), ("Samir", "he", "his"), ("Nadia", "she", "her"), ("Theo", "he", "his"),
-    ("Grace", "she", "her"), ("Mateo", "he", "his"), ("Yara", "she", "her"), ("Owen", "he", "his"),
-    ("Freya", "she", "her"), ("Arjun", "he", "his"), ("Leila", "she", "her"), ("Jack", "he", "his"),
-]  # fmt: skip
-
-# (singular, plural, price range in dollars)
-GOODS = [
-    ("notebook", "notebooks", (2, 6)), ("pen", "pens", (1, 3)), ("mug", "mugs", (4, 12)),
-    ("T-shirt", "T-shirts", (8, 20)), ("plant", "plants", (3, 15)), ("book", "books", (6, 18)),
-    ("candle", "candles", (2, 9)), ("puzzle", "puzzles", (7, 16)), ("scarf", "scarves", (9, 19)),
-    ("bag of apples", "bags of apples", (3, 7)), ("loaf of bread", "loaves of bread", (2, 5)),
-    ("jar of honey", "jars of honey", (5, 11)), ("pair of socks", "pairs of socks", (2, 8)),
-    ("comic", "comics", (3, 9)), ("ball", "balls", (4, 14)), ("box of tea", "boxes of tea", (3, 10)),
-]  # fmt: skip
-
-SHOPS = ["market", "bookshop", "school fair", "corner store", "garden centre", "craft fair", "gift shop"]
-WANTS = ["bike", "guitar", "tablet", "telescope", "skateboard", "camera", "keyboard", "tent", "drone"]
-SPENDS = ["rent", "groceries", "bus fares", "lunches", "a phone plan", "books", "savings bonds"]
-JOBS = ["at a café", "at the library", "as a tutor", "at a bike shop", "at the pool", "at a bakery"]
-TOWNS = [
-    "Ashford",
-    "Bellmont",
-    "Cedar Falls",
-    "Dunmore",
-    "Elmstead",
-    "Fairview",
-    "Glenrock",
-    "Harwick",
-    "Ivybridge",
-]
-VEHICLES = [("train", "km"), ("truck", "miles"), ("bus", "km"), ("cyclist", "km"), ("car", "miles")]
-# (container singular, plural, item plural)
-PACKS = [
-    ("box", "boxes", "crayons"), ("bag", "bags", "marbles"), ("tin", "tins", "cookies"),
-    ("packet", "packets", "stickers"), ("crate", "crates", "oranges"), ("jar", "jars", "buttons"),
-    ("carton", "cartons", "eggs"), ("pack", "packs", "trading cards"),
-]  # fmt: skip
-FRIENDS = ["friends", "classmates", "cousins", "teammates", "neighbours"]
-# (food plural, ingredient, unit)
-RECIPES = [
-    ("muffins", "flour", "cups"), ("pancakes", "milk", "cups"), ("cookies", "butter", "ounces"),
-    ("loaves", "flour", "cups"), ("smoothies", "yogurt", "spoonfuls"), ("pizzas", "cheese", "ounces"),
-    ("scones", "sugar", "tablespoons"), ("dumplings", "filling", "spoonfuls"),
-]  # fmt: skip
-COLLECTIONS = ["stamps", "seashells", "marbles", "stickers", "coins", "postcards", "pebbles", "badges"]
-# (plant plural, produce plural)
-CROPS = [
-    ("tomato plants", "tomatoes"), ("pepper plants", "peppers"), ("apple trees", "baskets of apples"),
-    ("strawberry plants", "strawberries"), ("bean plants", "pods"), ("squash plants", "squashes"),
-]  # fmt: skip
-# (activity as "does X each", unit plural)
-HABITS = [
-    ("reads", "pages"), ("runs", "kilometres"), ("practises the piano for", "minutes"),
-    ("swims", "laps"), ("writes", "lines of code"), ("walks", "miles"), ("studies for", "minutes"),
-]  # fmt: skip
-SURNAMES = [
-    "Okafor",
-    "Lindqvist",
-    "Moreau",
-    "Tanaka",
-    "García",
-    "Novak",
-    "Haddad",
-    "Brennan",
-    "Mensah",
-    "Rossi",
-]
-VENUES = ["zoo", "museum", "aquarium", "theme park", "cinema", "science centre"]
-
-
-def money(n: int) -> str:
-    return f"${n:,}"
-
-
-def cap(s: str) -> str:
-    return s[:1].upper() + s[1:]
-
-
-class _Draw:
-    """rng helpers that read well in the families below."""
-
-    def __init__(self, rng: random.Random):
-        self.rng = rng
-
-    def num(self, lo: int, hi: int) -> int:
-        return self.rng.randint(lo, hi)
-
-    def one(self, options: Sequence[T]) -> T:
-        return self.rng.choice(options)
-
-    def chance(self, p: float) -> bool:
-        return self.rng.random() < p
-
-    def person(self) -> tuple[str, str, str]:
-        return self.one(PEOPLE)
-
-
-# -------------------------------------------------------------------------------------------- families
+from pr1.coldstart.synthetic.model import Draw, Family, Problem, Route, Stage
+from pr1.coldstart.synthetic.vocabulary import (
+    COLLECTIONS,
+    CROPS,
+    FRIENDS,
+    GOODS,
+    HABITS,
+    JOBS,
+    PACKS,
+    PEOPLE,
+    RECIPES,
+    SHOPS,
+    SPENDS,
+    SURNAMES,
+    TOWNS,
+    VEHICLES,
+    VENUES,
+    WANTS,
+    cap,
+    money,
+)
 
 
 def _difference(
@@ -181,7 +45,7 @@ def _difference(
     )
 
 
-def _shopping(d: _Draw) -> Problem:
+def shopping(d: Draw) -> Problem:
     name, he, his = d.person()
     (s1, p1, (lo1, hi1)), (s2, p2, (lo2, hi2)) = d.rng.sample(GOODS, 2)
     a, b = d.num(2, 7), d.num(2, 7)
@@ -286,7 +150,7 @@ def _shopping(d: _Draw) -> Problem:
     )
 
 
-def _wages(d: _Draw) -> Problem:
+def wages(d: Draw) -> Problem:
     name, he, his = d.person()
     h, days, r = d.num(3, 8), d.num(2, 6), d.num(11, 24)
     hours, week = h * days, h * days * r
@@ -380,7 +244,7 @@ def _wages(d: _Draw) -> Problem:
     )
 
 
-def _travel(d: _Draw) -> Problem:
+def travel(d: Draw) -> Problem:
     vehicle, u = d.one(VEHICLES)
     slow = vehicle == "cyclist"
     v1, v2 = (d.num(10, 25), d.num(10, 25)) if slow else (d.num(4, 14) * 5, d.num(4, 14) * 5)
@@ -470,7 +334,7 @@ def _travel(d: _Draw) -> Problem:
     )
 
 
-def _sharing(d: _Draw) -> Problem:
+def sharing(d: Draw) -> Problem:
     name, he, his = d.person()
     cs, cp, item = d.one(PACKS)
     friends = d.one(FRIENDS)
@@ -533,7 +397,7 @@ def _sharing(d: _Draw) -> Problem:
     return Problem("", text, each, opening, stages, closing=f"Each of the {f} {friends} gets {each} {item}.")
 
 
-def _recipe(d: _Draw) -> Problem:
+def recipe(d: Draw) -> Problem:
     name, he, his = d.person()
     food, ing, unit = d.one(RECIPES)
     y = d.num(2, 8)
@@ -606,7 +470,7 @@ def _recipe(d: _Draw) -> Problem:
     )
 
 
-def _savings(d: _Draw) -> Problem:
+def savings(d: Draw) -> Problem:
     name, he, his = d.person()
     thing = d.one(WANTS)
     w = d.num(2, 12) * 5
@@ -698,7 +562,7 @@ def _savings(d: _Draw) -> Problem:
     return Problem("", text, n, opening, stages, closing=f"After {n} weeks {name} can buy the {thing}.")
 
 
-def _collections(d: _Draw) -> Problem:
+def collectors(d: Draw) -> Problem:
     (a, _, _), (b, _, _), (c, _, _) = d.rng.sample(PEOPLE, 3)
     things = d.one(COLLECTIONS)
     x, k = d.num(4, 30), d.num(2, 4)
@@ -756,7 +620,7 @@ def _collections(d: _Draw) -> Problem:
     )
 
 
-def _discount(d: _Draw) -> Problem:
+def discount(d: Draw) -> Problem:
     name, he, his = d.person()
     s, pl, _ = d.one(GOODS)
     pct = d.one([10, 20, 25, 50, 30, 40])
@@ -813,7 +677,7 @@ def _discount(d: _Draw) -> Problem:
     )
 
 
-def _garden(d: _Draw) -> Problem:
+def garden(d: Draw) -> Problem:
     name, he, his = d.person()
     plants, produce = d.one(CROPS)
     r, c, y = d.num(3, 8), d.num(4, 12), d.num(2, 9)
@@ -872,7 +736,7 @@ def _garden(d: _Draw) -> Problem:
     )
 
 
-def _habit(d: _Draw) -> Problem:
+def habit(d: Draw) -> Problem:
     name, he, his = d.person()
     verb, unit = d.one(HABITS)
     p, q, w = d.num(5, 40), d.num(5, 60), d.num(2, 6)
@@ -922,7 +786,7 @@ def _habit(d: _Draw) -> Problem:
     )
 
 
-def _tickets(d: _Draw) -> Problem:
+def tickets(d: Draw) -> Problem:
     venue, family = d.one(VENUES), d.one(SURNAMES)
     adults, kids = d.num(1, 4), d.num(2, 6)
     pa, pk = d.num(8, 30), d.num(4, 15)
@@ -1004,156 +868,16 @@ def _habit_baseline(p: int, q: int, w: int, unit: str) -> Route:
     )
 
 
-FAMILIES: list[Callable[[_Draw], Problem]] = [
-    _shopping,
-    _wages,
-    _travel,
-    _sharing,
-    _recipe,
-    _savings,
-    _collections,
-    _discount,
-    _garden,
-    _habit,
-    _tickets,
+FAMILIES: list[Family] = [
+    shopping,
+    wages,
+    travel,
+    sharing,
+    recipe,
+    savings,
+    collectors,
+    discount,
+    garden,
+    habit,
+    tickets,
 ]
-
-
-def make_problem(seed: int, index: int) -> Problem:
-    """The `index`-th synthetic problem of the set drawn with `seed` (same arguments, same problem)."""
-    d = _Draw(random.Random(f"pr1-synthetic:{seed}:{index}"))
-    family = FAMILIES[d.num(0, len(FAMILIES) - 1)]
-    problem = family(d)
-    problem.id = f"synthetic-{seed}-{index}"
-    for stage in problem.stages:
-        for route in stage.routes:
-            assert route.value == stage.value, (problem.text, route.label, route.value, stage.value)
-    assert problem.stages[-1].value == problem.answer
-    return problem
-
-
-def synthetic_problems(n: int, seed: int = 0) -> list[dict]:
-    """Rows {id, problem, answer, seed, index} like `pr1.datasets.load_problems` returns."""
-    return [make_problem(seed, i).row(seed, i) for i in range(n)]
-
-
-# ----------------------------------------------------------------------------------------------- traces
-
-_SUMMARY_TWO = [
-    "Both paths give {v}: {l0} and {l1} agree.",
-    "{L0} and {l1} lead to the same result: {q} is {v}.",
-    "Whether by {l0} or by {l1}, {q} comes out as {v}.",
-    "The two routes match: {q} is {v}. {L0} is the most direct, and {l1} confirms it.",
-    "{L1} gives {v}, and so does {l0}, so {q} is {v}.",
-    "Both paths give {v}, so {q} is {v}.",
-    "The paths agree: {q} is {v}.",
-]
-_SUMMARY_THREE = [
-    "All three routes ({l0}, {l1} and {l2}) give {v}.",
-    "{L0}, {l1} and {l2} all reach {v}, so {q} is {v}.",
-    "Three independent ways, one answer: {q} is {v}.",
-    "All three paths agree on {v}.",
-]
-_SUMMARY_CHECK = [
-    "{L0} gives {v} again, and the check by {c} holds, so {q} is {v}.",
-    "The recomputation by {l0} agrees, and {c} confirms it: {q} is {v}.",
-    "Both confirm {v}: {l0} reproduces it and {c} works out exactly.",
-    "Both checks pass, so {q} is {v}.",
-]
-_THEN = ["So {q} is {v}.", "That makes {q} {v}.", "{Q} is {v}."]
-_VERIFY_INTRO = [
-    "Let me verify this.",
-    "Check it two ways.",
-    "To be sure, verify {v}.",
-    "Now double-check {v}.",
-]
-
-
-def _fill(template: str, **kw: str) -> str:
-    caps = {k.upper() if len(k) == 1 else k[0].upper() + k[1:]: cap(v) for k, v in kw.items()}
-    return template.format(**kw, **caps)
-
-
-def _block(routes: list[Route], summary: str) -> str:
-    paths = "".join(f"{PATH_OPEN}\n{' '.join(r.steps)}\n{PATH_CLOSE}" for r in routes)
-    return f"{PARALLEL_OPEN}{paths}{PARALLEL_CLOSE}\n{SUMMARY_OPEN}\n{summary}\n{SUMMARY_CLOSE}"
-
-
-def _explore(d: _Draw, stage: Stage, max_paths: int) -> str:
-    """A block of 2 (sometimes 3) different computing routes to the stage's value."""
-    routes = [r for r in stage.routes if not r.check]
-    k = 3 if min(len(routes), max_paths) >= 3 and d.chance(0.3) else 2
-    chosen = d.rng.sample(routes, k)
-    labels = {f"l{i}": r.label for i, r in enumerate(chosen)}
-    summary = _fill(
-        d.one(_SUMMARY_THREE if k == 3 else _SUMMARY_TWO), v=stage.shown, q=stage.quantity, **labels
-    )
-    return _block(chosen, summary)
-
-
-def _verify(d: _Draw, stage: Stage) -> list[str]:
-    """Compute the value in the main text, then check it in parallel: another route and the inverse
-    operation, or two other routes (only called for stages where `_can_verify` holds)."""
-    computing = [r for r in stage.routes if not r.check]
-    checks = [r for r in stage.routes if r.check]
-    first = d.one(computing)
-    others = [r for r in computing if r is not first]
-    main = " ".join(first.steps) + " " + _fill(d.one(_THEN), q=stage.quantity, v=stage.shown)
-    intro = [_fill(d.one(_VERIFY_INTRO), v=stage.shown)] if d.chance(0.6) else []
-    if checks:
-        pair = [d.one(others), d.one(checks)]
-        d.rng.shuffle(pair)
-        again, check = sorted(pair, key=lambda r: r.check)
-        summary = _fill(d.one(_SUMMARY_CHECK), l0=again.label, c=check.label, q=stage.quantity, v=stage.shown)
-    else:
-        pair = d.rng.sample(others, 2)
-        summary = _fill(
-            d.one(_SUMMARY_TWO), l0=pair[0].label, l1=pair[1].label, q=stage.quantity, v=stage.shown
-        )
-    return [main, *intro, _block(pair, summary)]
-
-
-def _plain(d: _Draw, stage: Stage) -> str:
-    route = d.one([r for r in stage.routes if not r.check])
-    return " ".join(route.steps) + " " + _fill(d.one(_THEN), q=stage.quantity, v=stage.shown)
-
-
-def _computing(stage: Stage) -> int:
-    return sum(not r.check for r in stage.routes)
-
-
-def _can_verify(stage: Stage) -> bool:
-    has_check = any(r.check for r in stage.routes)
-    return _computing(stage) >= 3 or (_computing(stage) >= 2 and has_check)
-
-
-def write_trace(problem: Problem, sample: int = 0) -> str:
-    """A parallel-thinking trace for `problem`; each `sample` number gives another (deterministic) variant."""
-    d = _Draw(random.Random(f"pr1-trace:{problem.id}:{sample}"))
-    # one block in most traces, a second one in 60% of those with two stages that allow one;
-    # a block explores 2-3 routes, or (less often) verifies a value computed just before it
-    candidates = [s for s in problem.stages if _computing(s) >= 2]
-    blocks = d.rng.sample(candidates, 2 if len(candidates) == 2 and d.chance(0.6) else 1)
-    verify = blocks[0] if len(blocks) == 1 and _can_verify(blocks[0]) and d.chance(0.35) else None
-    parts = [d.one(problem.opening)]
-    for stage in problem.stages:
-        if stage is verify:
-            parts.extend(_verify(d, stage))
-        elif any(stage is b for b in blocks):
-            parts.append(_explore(d, stage, max_paths=3 if len(blocks) == 1 else 2))
-        else:
-            parts.append(_plain(d, stage))
-    if d.chance(0.5):
-        parts.append(problem.closing)
-    parts.append(f"Final Answer: {problem.answer}")
-    return _notation(d, _ALTERNATIVE.sub(lambda m: d.one(m.group(1).split("|")), "\n".join(parts)))
-
-
-_ALTERNATIVE = re.compile(r"\[\[(.*?)\]\]")  # "[[a|b]]" in a step: one of the phrasings, per trace
-
-
-def _notation(d: _Draw, text: str) -> str:
-    """Write ×, ÷ and − the way this trace prefers (teachers differ)."""
-    for sign, options in (("×", ["×", "*"]), ("÷", ["÷", "/"]), ("−", ["−", "-"])):
-        text = text.replace(f" {sign} ", f" {d.one(options)} ")
-    return text
