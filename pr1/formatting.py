@@ -61,7 +61,7 @@ def at_k(name: str, k: object | None = None) -> str:
 
 
 def is_rate(key: str) -> bool:
-    base = canonical(key).rsplit("/", 1)[-1]
+    base = canonical(key.replace(".", "/").rsplit("/", 1)[-1])  # eval/gsm8k/accuracy, base.accuracy
     return base in RATE_KEYS or base.endswith(RATE_SUFFIXES) or "@" in base
 
 

@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from pr1.formatting import canonical_figures, percent
@@ -130,6 +131,7 @@ class WatchApp(Pr1App):
         self.job_error: BaseException | None = None
         self._job_reported = False
         self._polled = False
+        self._main_screen: Screen | None = None
 
     @property
     def state(self) -> RunState:
@@ -166,11 +168,17 @@ class WatchApp(Pr1App):
                 yield EventsTable(id="events-table")
         yield Footer()
 
+    @property
+    def main(self) -> Screen:
+        """The dashboard's screen (queries go there also while help or the run picker is on top)."""
+        return self._main_screen or self.screen
+
     def on_mount(self) -> None:
+        self._main_screen = self.screen
         self.sub_title = " · ".join(str(s.path) for s in self.states)
-        self.query_one(EventsTable).set_columns(with_run=len(self.states) > 1)
+        self.main.query_one(EventsTable).set_columns(with_run=len(self.states) > 1)
         for wid in ("#summary", "#eval-live", "#stages", "#no-update"):
-            self.query_one(wid).display = False
+            self.main.query_one(wid).display = False
         self.poll()
         self.set_interval(self.poll_interval, self.poll)
         if self.job is not None:
@@ -180,6 +188,8 @@ class WatchApp(Pr1App):
     # ------------------------------------------------------------------------------------------ polling
 
     def poll(self) -> None:
+        if not self.main.query(RunHeader):
+            return  # the app is closing: its widgets are gone
         first, self._polled = not self._polled, True
         several = len(self.states) > 1
         metrics = kinds = summaries = rollouts = False
@@ -193,21 +203,21 @@ class WatchApp(Pr1App):
             metrics |= bool(up.metrics)
             rollouts |= bool(up.rollouts)
             if up.rollouts:
-                self.query_one(RolloutList).add_rows(i, up.rollouts)
+                self.main.query_one(RolloutList).add_rows(i, up.rollouts)
             if up.events:
-                self.query_one(EventsTable).add_events(up.events, run=state.name if several else "")
+                self.main.query_one(EventsTable).add_events(up.events, run=state.name if several else "")
             if not first:
                 self._announce(state, up.metrics, up.events)
         if kinds or summaries:
             self._show_kinds()
         if summaries:
             eval_runs = [s for s in self.states if s.kind == "eval" and s.summary is not None]
-            self.query_one(SummaryTable).show_summaries([(s.name, s.summary) for s in eval_runs])
+            self.main.query_one(SummaryTable).show_summaries([(s.name, s.summary) for s in eval_runs])
         if rollouts or kinds:
             self._show_eval_figures()
         if metrics or kinds:
             self.redraw()
-        self.query_one(RunHeader).show_runs(self.states, self.view.hidden)  # status and work change live
+        self.main.query_one(RunHeader).show_runs(self.states, self.view.hidden)  # status and work change live
         self._check_job()
 
     def _announce(self, state: RunState, rows: list[dict], events: list[dict]) -> None:
@@ -235,42 +245,42 @@ class WatchApp(Pr1App):
         """Redraw every chart from the metrics read so far and the current view."""
         view = self._curve_view()
         first, last = step_range(self._shown(view))
-        self.query_one("#curves", ChartGrid).show(self.states, view, first, last)
-        self.query_one("#health-charts", ChartGrid).show(self.states, view, first, last)
-        self.query_one(NoUpdateNotice).show(self._shown(view))
-        self.query_one("#no-health").display = not self.query_one("#health-charts", ChartGrid).shown
-        self.query_one("#no-curves").display = not self._has_overview()
+        self.main.query_one("#curves", ChartGrid).show(self.states, view, first, last)
+        self.main.query_one("#health-charts", ChartGrid).show(self.states, view, first, last)
+        self.main.query_one(NoUpdateNotice).show(self._shown(view))
+        self.main.query_one("#no-health").display = not self.main.query_one("#health-charts", ChartGrid).shown
+        self.main.query_one("#no-curves").display = not self._has_overview()
         all_first, all_last = step_range(self._shown(self.view))
-        self.query_one(AllMetrics).show(self.states, self.view, all_first, all_last)
+        self.main.query_one(AllMetrics).show(self.states, self.view, all_first, all_last)
         demos = [(i, s) for i, s in enumerate(self.states) if s.kind == "demo" and i not in self.view.hidden]
-        self.query_one(StageView).show([s for _, s in demos], [i for i, _ in demos])
-        self.query_one("#view-line", Static).update(Content.styled(self.view.describe(first, last), "dim"))
+        self.main.query_one(StageView).show([s for _, s in demos], [i for i, _ in demos])
+        self.main.query_one("#view-line", Static).update(Content.styled(self.view.describe(first, last), "dim"))
         self._show_view_line()
 
     def _show_view_line(self) -> None:
         """The chart settings line shows above charts only."""
-        tab = self.query_one(TabbedContent).active
-        charts = self.query_one("#curves", ChartGrid).shown if tab == "overview" else tab in CHART_TABS
-        self.query_one("#view-line").display = bool(charts)
+        tab = self.main.query_one(TabbedContent).active
+        charts = self.main.query_one("#curves", ChartGrid).shown if tab == "overview" else tab in CHART_TABS
+        self.main.query_one("#view-line").display = bool(charts)
 
     def _has_overview(self) -> bool:
-        curves = bool(self.query_one("#curves", ChartGrid).shown)
+        curves = bool(self.main.query_one("#curves", ChartGrid).shown)
         return curves or any(s.kind == "demo" and s.metrics or s.kind == "eval" for s in self.states)
 
     def _show_kinds(self) -> None:
         kinds = {s.kind for s in self.states}
         has_summary = any(s.kind == "eval" and s.summary is not None for s in self.states)
-        self.query_one("#curves").display = bool(kinds - set(NOT_CURVES))
-        self.query_one("#eval-live").display = "eval" in kinds
-        self.query_one(SummaryTable).display = has_summary
-        self.query_one(StageView).display = "demo" in kinds
-        empty = self.query_one("#no-curves", Static)
+        self.main.query_one("#curves").display = bool(kinds - set(NOT_CURVES))
+        self.main.query_one("#eval-live").display = "eval" in kinds
+        self.main.query_one(SummaryTable).display = has_summary
+        self.main.query_one(StageView).display = "demo" in kinds
+        empty = self.main.query_one("#no-curves", Static)
         empty.update("No summary yet." if kinds == {"eval"} else "No metrics yet.")
         empty.display = not self._has_overview() or (kinds == {"eval"} and not has_summary)
         label = (
             {"eval": "Summary", "demo": "Stages"}.get(kinds.pop(), "Curves") if len(kinds) == 1 else "Curves"
         )
-        self.query_one(TabbedContent).get_tab("overview").label = Content(label)
+        self.main.query_one(TabbedContent).get_tab("overview").label = Content(label)
 
     def _show_eval_figures(self) -> None:
         """Eval folders' figures over the completions so far (their summary.json comes at the end)."""
@@ -286,21 +296,21 @@ class WatchApp(Pr1App):
                 f"{percent(s['parallel_ratio'])} · format-valid {percent(s['format_valid_rate'])} · blocks "
                 f"{s['blocks_mean']:.2f} · reward {s['mean_reward']:+.3f}"
             )
-        self.query_one("#eval-live", Static).update("\n".join(lines))
+        self.main.query_one("#eval-live", Static).update("\n".join(lines))
 
     # ---------------------------------------------------------------------------------------- rollouts
 
     def on_rollout_list_selected(self, message: RolloutList.Selected) -> None:
-        rollouts = self.query_one(RolloutList)
+        rollouts = self.main.query_one(RolloutList)
         row = rollouts.rows[message.index]
         where = [self.states[rollouts.run_of[message.index]].name] if len(self.states) > 1 else []
         where.append(f"stage {row['stage']}" if "stage" in row else f"step {row.get('step', '?')}")
-        problem = self.query_one("#problem", Static)
+        problem = self.main.query_one("#problem", Static)
         problem.border_title = " · ".join(
             [*where, str(row.get("id", "?")), f"sample {row.get('sample', '?')}"]
         )
         problem.update(Content(str(row.get("problem", "")).strip()))
-        self.query_one(TraceView).show(str(row.get("completion", "")), reset=True)
+        self.main.query_one(TraceView).show(str(row.get("completion", "")), reset=True)
         notes = []
         if row.get("format_valid") is False:
             errors = row.get("format_errors") or []
@@ -310,7 +320,7 @@ class WatchApp(Pr1App):
         if row.get("phase"):
             notes.append(f"phase {row['phase']}")
         reward = row.get("reward")
-        self.query_one(AnswerLine).set_verdict(
+        self.main.query_one(AnswerLine).set_verdict(
             None if row.get("pred") is None else str(row["pred"]),
             correct=row.get("correct") if isinstance(row.get("correct"), bool) else None,
             reward=float(reward) if isinstance(reward, (int, float)) else None,
@@ -321,7 +331,7 @@ class WatchApp(Pr1App):
     # ----------------------------------------------------------------------------------------- actions
 
     def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        self.main.query_one(TabbedContent).active = tab
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """The tab's table takes the keys (arrows move its cursor at once); the chart settings line shows
@@ -332,7 +342,7 @@ class WatchApp(Pr1App):
             tab or ""
         )
         if focus:
-            self.query_one(focus).focus()
+            self.main.query_one(focus).focus()
 
     def _changed_view(self) -> None:
         self.redraw()
@@ -368,14 +378,14 @@ class WatchApp(Pr1App):
         def picked(hidden: set[int] | None) -> None:
             if hidden is not None:
                 self.view.hidden = hidden
-                self.query_one(RunHeader).show_runs(self.states, self.view.hidden)
+                self.main.query_one(RunHeader).show_runs(self.states, self.view.hidden)
                 self._changed_view()
 
         self.push_screen(RunPicker([s.name for s in self.states], self.view.hidden), picked)
 
     def action_cycle_run(self) -> None:
         self.action_tab("rollouts")
-        self.query_one(RolloutList).cycle_run()
+        self.main.query_one(RolloutList).cycle_run()
 
     def action_export(self) -> None:
         out = self.export_dir or Path.cwd() / time.strftime("pr1-watch-%Y%m%d-%H%M%S")
@@ -384,21 +394,30 @@ class WatchApp(Pr1App):
 
     # ------------------------------------------------------------------------------------------ export
 
+    def export_tabs(self) -> list[str]:
+        """The chart tabs that have something to show (what `export_runs` writes)."""
+        tabs = ["overview"] if self._has_overview() else []
+        if self.main.query_one("#health-charts", ChartGrid).shown:
+            tabs.append("health")
+        if all_keys(self._shown(self.view)):
+            tabs.append("metrics")
+        return tabs
+
     def tab_csvs(self, tab: str) -> dict[str, str]:
         """The data of what tab `tab` shows, as CSV files (name -> text): each visible chart's lines (the
         visible steps and runs, raw and smoothed), the stages of demo folders, eval summaries, or every
         numeric key (All metrics)."""
         out: dict[str, str] = {}
         if tab in ("overview", "health"):
-            grid = self.query_one("#curves" if tab == "overview" else "#health-charts", ChartGrid)
+            grid = self.main.query_one("#curves" if tab == "overview" else "#health-charts", ChartGrid)
             if grid.display:
                 for chart in grid.visible_charts:
                     out[f"{tab}-{chart.chart.id}.csv"] = lines_csv(chart.lines)
-        if tab == "overview" and self.query_one(StageView).display:
+        if tab == "overview" and self.main.query_one(StageView).display:
             out["stages.csv"] = stages_csv(
                 [s for i, s in enumerate(self.states) if s.kind == "demo" and i not in self.view.hidden]
             )
-        if tab == "overview" and self.query_one(SummaryTable).display:
+        if tab == "overview" and self.main.query_one(SummaryTable).display:
             out["summary.csv"] = summary_csv(self.states)
         if tab == "metrics":
             keys = all_keys(self._shown(self.view))
@@ -411,7 +430,7 @@ class WatchApp(Pr1App):
         """Write the CSVs of tab `tab` (default: the active one) and an SVG of the screen into `out_dir`;
         returns the files written. The tab must be the active one for the SVG to show it."""
         out_dir = Path(out_dir)
-        tab = tab or str(self.query_one(TabbedContent).active)
+        tab = tab or str(self.main.query_one(TabbedContent).active)
         files = []
         for name, text in self.tab_csvs(tab).items():
             write_text_atomic(out_dir / name, text)
@@ -421,25 +440,25 @@ class WatchApp(Pr1App):
 
     def action_cycle_correctness(self) -> None:
         self.action_tab("rollouts")
-        self.query_one(RolloutList).cycle_correctness()
+        self.main.query_one(RolloutList).cycle_correctness()
 
     def action_cycle_parallel(self) -> None:
         self.action_tab("rollouts")
-        self.query_one(RolloutList).cycle_parallel()
+        self.main.query_one(RolloutList).cycle_parallel()
 
     def action_toggle_layout(self) -> None:
-        trace = self.query_one(TraceView)
+        trace = self.main.query_one(TraceView)
         trace.stacked = not trace.stacked
 
     def action_expand_all(self) -> None:
-        self.query_one(TraceView).set_blocks_collapsed(False)
+        self.main.query_one(TraceView).set_blocks_collapsed(False)
 
     def action_collapse_all(self) -> None:
-        self.query_one(TraceView).set_blocks_collapsed(True)
+        self.main.query_one(TraceView).set_blocks_collapsed(True)
 
     def action_step(self, direction: int) -> None:
         self.action_tab("rollouts")
-        self.query_one(RolloutList).jump_step(direction)
+        self.main.query_one(RolloutList).jump_step(direction)
 
     def quit_warning(self) -> str | None:
         return "The job is still running: press q again to stop it and quit." if self.job_running else None

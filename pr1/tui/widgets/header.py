@@ -148,9 +148,18 @@ def _status(state: RunState) -> Piece:
 
 
 class RunHeader(Static):
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id)
+        self.shown: Content | None = None
+
+    def _set(self, content: Content) -> None:
+        if content != self.shown:  # polled every second: repaint only what changed
+            self.shown = content
+            self.update(content)
+
     def show_runs(self, runs: Sequence[RunState], hidden: set[int] | frozenset[int] = frozenset()) -> None:
         if len(runs) == 1:
-            self.update(Content.assemble(*self._one(runs[0])))
+            self._set(Content.assemble(*self._one(runs[0])))
             return
         lines: list[Content] = [
             Content.assemble(("pr1 ", "bold $accent"), f"{len(runs)} runs (h shows/hides)")
@@ -170,7 +179,7 @@ class RunHeader(Static):
                 "  ",
             ]
             lines.append(Content.assemble(*pieces, *progress(run, 12, brief=True), *no_update_count(run)))
-        self.update(Content("\n").join(lines))
+        self._set(Content("\n").join(lines))
 
     def _one(self, state: RunState) -> list[Piece]:
         info = state.info
