@@ -26,6 +26,13 @@ PALETTE = (
     (204, 121, 167),
     (160, 160, 160),
 )
+
+
+def run_colour(index: int) -> str:
+    """The colour of the run given `index`-th, as a Textual style ("#e69f00")."""
+    return "#{:02x}{:02x}{:02x}".format(*PALETTE[index % len(PALETTE)])
+
+
 # one marker per line of a chart, so that lines differ without colour; "braille" draws a thin line
 MARKERS = ("braille", "•", "×", "+", "▪", "◦", "*", "#")
 LEGEND_GLYPH = {"braille": "─"}

@@ -41,7 +41,9 @@ def export_runs(
             for tab in app.export_tabs():
                 app.action_tab(tab)
                 await pilot.pause()
-                await pilot.pause(0.1)  # the charts of a tab shown for the first time are laid out, then drawn
+                await pilot.pause(
+                    0.1
+                )  # the charts of a tab shown for the first time are laid out, then drawn
                 written.extend(app.export_tab(out, tab))
         except BaseException as e:  # noqa: BLE001 - re-raised below, after the app has closed
             failure.append(e)

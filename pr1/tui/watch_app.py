@@ -254,7 +254,9 @@ class WatchApp(Pr1App):
         self.main.query_one(AllMetrics).show(self.states, self.view, all_first, all_last)
         demos = [(i, s) for i, s in enumerate(self.states) if s.kind == "demo" and i not in self.view.hidden]
         self.main.query_one(StageView).show([s for _, s in demos], [i for i, _ in demos])
-        self.main.query_one("#view-line", Static).update(Content.styled(self.view.describe(first, last), "dim"))
+        self.main.query_one("#view-line", Static).update(
+            Content.styled(self.view.describe(first, last), "dim")
+        )
         self._show_view_line()
 
     def _show_view_line(self) -> None:

@@ -16,10 +16,6 @@ from pr1.tui.charts import LEGEND_GLYPH, PHASE_MARKERS, Line
 NUMBER_WIDTH = 7
 
 
-def _hex(colour: tuple[int, int, int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*colour)
-
-
 def line_label(line: Line, several_runs: bool, several_series: bool) -> str:
     """The series' label; with several runs the run's name, or its number (as the header lists the runs)
     before the series' label where a chart has several series of several runs."""
@@ -65,7 +61,11 @@ class ChartLegend(Widget):
             name = line_label(ln, runs, series)
             name = name if len(name) <= label_w else name[: label_w - 1] + "…"
             glyph = LEGEND_GLYPH.get(ln.marker, ln.marker)
-            out.append(Content.assemble((glyph, f"bold {_hex(ln.colour)}"), " ", f"{name:<{label_w}}", text))
+            out.append(
+                Content.assemble(
+                    (glyph, "bold #{:02x}{:02x}{:02x}".format(*ln.colour)), " ", f"{name:<{label_w}}", text
+                )
+            )
         if self.phases:
             marks = "  ".join(f"{PHASE_MARKERS[p]} {p} step" for p in self.phases)
             out.append(Content.styled(marks, "dim"))

@@ -10,7 +10,7 @@ from textual.widgets import Static
 from pr1.formatting import number
 from pr1.metrics_health import no_update_steps
 from pr1.rewards import Schedule
-from pr1.tui.charts import PALETTE
+from pr1.tui.charts import run_colour
 from pr1.tui.run_state import RunState
 
 STATUS_STYLE = {
@@ -166,7 +166,7 @@ class RunHeader(Static):
         ]
         width = max(len(r.name) for r in runs)
         for i, run in enumerate(runs):
-            colour = "#{:02x}{:02x}{:02x}".format(*PALETTE[i % len(PALETTE)])
+            colour = run_colour(i)
             mark: Piece = (f"{i + 1} " + ("□ " if i in hidden else "■ "), f"bold {colour}")
             if not run.info:
                 lines.append(Content.assemble(mark, f"{run.name:<{width}}  waiting for run.json …"))

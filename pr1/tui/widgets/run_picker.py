@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import SelectionList
 
-from pr1.tui.charts import PALETTE
+from pr1.tui.charts import run_colour
 
 
 class RunPicker(ModalScreen[set[int]]):
@@ -26,7 +26,7 @@ class RunPicker(ModalScreen[set[int]]):
     def compose(self) -> ComposeResult:
         options = []
         for i, name in enumerate(self.names):
-            colour = "#{:02x}{:02x}{:02x}".format(*PALETTE[i % len(PALETTE)])
+            colour = run_colour(i)
             options.append((Content.assemble(("■ ", f"bold {colour}"), name), i, i not in self.hidden))
         picker = SelectionList[int](*options, id="run-list")
         picker.border_title = "shown runs (space toggles, esc closes)"

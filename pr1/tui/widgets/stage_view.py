@@ -13,7 +13,7 @@ from textual.content import Content
 from textual.widgets import DataTable, Static
 
 from pr1.formatting import canonical_figures, figure, is_number, label
-from pr1.tui.charts import PALETTE
+from pr1.tui.charts import run_colour
 from pr1.tui.run_state import RunState
 
 FIGURES = (
@@ -85,7 +85,7 @@ class StageView(Vertical):
             for i, run, row in rows:
                 v = row.get(key)
                 name = f"{row['stage']:<4} {run.name[:10]:<10}" if several else f"{row['stage']:<4}"
-                colour = "#{:02x}{:02x}{:02x}".format(*PALETTE[(i if several else 0) % len(PALETTE)])
+                colour = run_colour(i if several else 0)
                 fill = text_bar(v / scale) if is_number(v) else " " * BAR_WIDTH
                 lines.append(Content.assemble(f"{name} ", (fill, colour), f" {figure(key, v)}"))
             box = self.query_one(f"#bars-{key}", Static)
