@@ -126,7 +126,8 @@ def progress(state: RunState, bar_width: int = 20, *, brief: bool = False) -> li
     elif isinstance(total, int) and total > 0:
         done = step or 0
         frac = min(done / total, 1.0)
-        out += [f"step {done}/{total} ", (bar(frac, bar_width), "$accent"), f" {frac:4.0%}"]
+        unit = "stage" if state.kind == "demo" else "step"  # a demo's rows are its evaluated stages
+        out += [f"{unit} {done}/{total} ", (bar(frac, bar_width), "$accent"), f" {frac:4.0%}"]
     elif step is not None:
         out.append(f"step {step}")
     if not brief and (now := current_work(state)) is not None:
