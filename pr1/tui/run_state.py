@@ -6,10 +6,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pr1.formatting import is_number
 from pr1.jsonl import JsonlTail
-from pr1.runs import EVENTS_FILE, METRICS_FILE, ROLLOUTS_FILE, RUN_FILE
+from pr1.run_status import live_status
+from pr1.runs import EVENTS_FILE, METRICS_FILE, ROLLOUTS_FILE, RUN_FILE, SUMMARY_FILE
 
-SUMMARY_FILE = "summary.json"
+
+def short_names(paths: list[Path]) -> list[str]:
+    """A label per run folder: its name, or parent/name where two folders share a name."""
+    names = [p.name or str(p) for p in paths]
+    return [
+        f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else n
+        for p, n in zip(paths, names, strict=True)
+    ]
 
 
 @dataclass
@@ -28,10 +37,14 @@ class Update:
 
 
 class RunState:
-    """run.json, summary.json and the three streams of RUN_DIR, as read so far."""
+    """run.json, summary.json and the three streams of RUN_DIR, as read so far. `name`: how the
+    dashboard labels the run (the folder's name unless two runs share one)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, name: str | None = None):
         self.path = Path(path)
+        self.name = name or self.path.name
+        self.numeric_keys: list[str] = []  # every metrics key that held a number, in first-seen order
+        self._numeric: set[str] = set()
         self.info: dict = {}
         self.summary: dict | None = None
         self.metrics: list[dict] = []
@@ -46,6 +59,11 @@ class RunState:
     @property
     def kind(self) -> str:
         return str(self.info.get("kind", ""))
+
+    @property
+    def status(self) -> str:
+        """run.json's status, or "stopped" for a "running" run whose process is gone (pr1.run_status)."""
+        return live_status(self.info) if self.info else "?"
 
     @property
     def last_step(self) -> int | None:
@@ -64,9 +82,17 @@ class RunState:
             up.problems += problems
             if name == "metrics":
                 rows = self._with_step(rows, tail.path.name, up.problems)
+                self._note_keys(rows)
             getattr(up, name).extend(rows)
             getattr(self, name).extend(rows)
         return up
+
+    def _note_keys(self, rows: list[dict]) -> None:
+        for row in rows:
+            for k, v in row.items():
+                if k not in self._numeric and k not in ("step", "time") and is_number(v):
+                    self._numeric.add(k)
+                    self.numeric_keys.append(k)
 
     def _read_json_if_changed(self, name: str, problems: list[str]) -> object:
         f = self.path / name

@@ -13,6 +13,7 @@ from tui_fixtures import (  # noqa: E402
     CHAT_EVENTS,
     CHAT_PROBLEM,
     ReplayGenerator,
+    write_demo_run,
     write_eval_run,
     write_rl_run,
     write_sft_run,
@@ -41,7 +42,7 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp())
 
     async def rollout_tree(pilot) -> None:  # noqa: ANN001
-        await pilot.press("2")
+        await pilot.press("4")
         pilot.app.query_one(RolloutList).table.move_cursor(row=5)
         await pilot.pause(0.5)
 
@@ -58,6 +59,10 @@ async def main() -> None:
 
     await shoot(WatchApp(write_rl_run(tmp / "rl-demo")), "watch-curves")
     await shoot(WatchApp(write_rl_run(tmp / "rl-demo2")), "watch-rollouts", rollout_tree)
+    await shoot(WatchApp(write_rl_run(tmp / "rl-demo3")), "watch-health", lambda p: p.press("2"))
+    compare = [write_rl_run(tmp / "rl-acc", reward="accuracy"), write_rl_run(tmp / "rl-alt", 30, seed=1)]
+    await shoot(WatchApp(compare), "watch-compare")
+    await shoot(WatchApp(write_demo_run(tmp / "demo")), "watch-demo")
     await shoot(WatchApp(write_sft_run(tmp / "sft-demo")), "watch-sft")
     await shoot(WatchApp(write_eval_run(tmp / "eval-demo")), "watch-eval")
     live = ReplayGenerator(CHAT_EVENTS, pause_at=28)

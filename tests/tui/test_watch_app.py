@@ -17,7 +17,7 @@ from pr1.tui.commands import BindingsProvider
 from pr1.tui.run_state import RunState
 from pr1.tui.watch_app import WatchApp, interrupt_thread
 from pr1.tui.widgets.answer_line import AnswerLine
-from pr1.tui.widgets.curves import CurvesPanel
+from pr1.tui.widgets.chart_grid import ChartGrid
 from pr1.tui.widgets.events_table import EventsTable
 from pr1.tui.widgets.header import RunHeader, format_duration, step_seconds
 from pr1.tui.widgets.help_screen import HelpScreen
@@ -83,22 +83,23 @@ async def test_rl_dashboard_plots_what_the_metrics_hold(rl_run: Path) -> None:
     app = WatchApp(rl_run)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        curves = app.query_one(CurvesPanel)
+        curves = app.query_one("#curves", ChartGrid)
         assert curves.shown == ["reward", "rates", "lengths", "position", "loss", "lr"]
-        reward_plot = curves.plots[0].render()
-        assert "◆" in str(reward_plot) and "tiered step" in str(reward_plot)  # phase marked
+        reward = curves.charts[0]
+        assert "◆" in str(reward.plot.render()) and "◆ tiered step" in str(reward.legend.render())  # phases
         text = header_text(app)
         for part in ("rl-demo", "rl", "Qwen/Qwen3-4B-Base", "causal", "step 40/200", "20%", "running"):
             assert part in text
         assert "ETA 1h 20m" in text  # 160 steps left at 30 s a step
-        assert "11.2 GB" in text and "tok/s" in text
+        assert "peak memory 11.2 GB" in text and "tok/s" in text  # the run does not record its device
+        assert "now step 41 (accuracy)" in text and "2 no-update steps" in text
 
 
 async def test_sft_run_shows_only_its_curves(sft_run: Path) -> None:
     app = WatchApp(sft_run)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert app.query_one(CurvesPanel).shown == ["loss", "lr", "throughput"]
+        assert app.query_one("#curves", ChartGrid).shown == ["loss", "lr", "throughput"]
         assert "finished" in header_text(app) and "ETA" not in header_text(app)
         assert app.query_one(EventsTable).row_count == 2
 
@@ -107,17 +108,18 @@ async def test_eval_folder_shows_summary_and_completions(eval_run: Path) -> None
     app = WatchApp(eval_run)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert not app.query_one(CurvesPanel).display
+        assert not app.query_one("#curves", ChartGrid).display
         table = app.query_one(SummaryTable)
         assert table.display and [str(c.label) for c in table.columns.values()] == ["", "gsm8k"]
         rows = {table.get_row_at(i)[0]: table.get_row_at(i)[1] for i in range(table.row_count)}
-        assert rows["pass@1"] == "0.7143" and rows["pass@2"] == "1" and rows["problems"] == "3"
+        assert rows["pass@1"] == "71.4%" and rows["pass@2"] == "100.0%" and rows["problems"] == "3"
+        assert rows["parallel ratio"] == "57.1%" and rows["blocks / response"] == "0.7143"  # console's labels
         assert table.border_title == "model runs/rl-s2/final"
         assert "7 completions" in header_text(app) and "step" not in header_text(app)
         assert str(app.query_one(TabbedContent).get_tab("overview").label) == "Summary"
         live = str(app.query_one("#eval-live").render())
         assert "7 completions" in live and "accuracy 71.4%" in live
-        await pilot.press("2")
+        await pilot.press("4")
         rollouts = app.query_one(RolloutList)
         assert rollouts.table.row_count == 7 and str(rollouts.table.ordered_columns[0].label) == "bench"
         assert rollouts.table.get_row_at(0)[0] == "gsm8k"
@@ -129,7 +131,7 @@ async def test_eval_folder_shows_summary_and_completions(eval_run: Path) -> None
 async def test_browse_filter_and_jump_between_steps(rl_run: Path) -> None:
     app = WatchApp(rl_run)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
+        await pilot.press("4")
         assert app.query_one(TabbedContent).active == "rollouts"
         rollouts = app.query_one(RolloutList)
         assert rollouts.table.row_count == 28  # 4 steps x 7 samples
@@ -164,7 +166,7 @@ async def test_browse_filter_and_jump_between_steps(rl_run: Path) -> None:
 async def test_trace_tree_folds_blocks_and_paths(rl_run: Path) -> None:
     app = WatchApp(rl_run)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("2")
+        await pilot.press("4")
         rollouts = app.query_one(RolloutList)
         rollouts.table.move_cursor(row=5)  # gsm8k-2 sample 0: two blocks
         await pilot.pause()
@@ -352,7 +354,7 @@ def test_snapshot_dashboard_curves(snap_compare, rl_run: Path) -> None:
 
 def test_snapshot_rollout_tree(snap_compare, rl_run: Path) -> None:
     async def pick(pilot) -> None:
-        await pilot.press("2")
+        await pilot.press("4")
         pilot.app.query_one(RolloutList).table.move_cursor(row=5)
         await settle(pilot)
 

@@ -99,11 +99,15 @@ def rollout_rows(step: int, phase: str | None = None) -> list[dict]:
     return rows
 
 
-def rl_metrics(step: int) -> dict:
-    rng = random.Random(step)
+NO_UPDATE_STEPS = (3, 17)  # steps of the RL fixture where every group has equal rewards
+
+
+def rl_metrics(step: int, seed: int = 0) -> dict:
+    rng = random.Random(step + 1000 * seed)
     phase = "accuracy" if (step - 1) % 10 < 8 else "tiered"
-    acc = 0.35 + 0.3 * (1 - math.exp(-step / 25)) + rng.uniform(-0.04, 0.04)
+    acc = 0.35 + 0.3 * (1 - math.exp(-step / 25)) + rng.uniform(-0.04, 0.04) + 0.05 * seed
     par = min(1.0, 0.15 + step / 60 + rng.uniform(-0.05, 0.05))
+    flat = step in NO_UPDATE_STEPS and not seed
     return {
         "step": step,
         "time": T0 + 30 * step,
@@ -119,19 +123,38 @@ def rl_metrics(step: int) -> dict:
         "parallel_position_mean": 0.45 - step / 300 + rng.uniform(-0.02, 0.02),
         "response_tokens_mean": 420 + 3 * step + rng.uniform(-20, 20),
         "critical_path_tokens_mean": 380 + 1.5 * step + rng.uniform(-20, 20),
-        "loss": 0.02 * math.exp(-step / 40) + rng.uniform(0, 0.005),
+        "loss": 0.0 if flat else 0.02 * math.exp(-step / 40) + rng.uniform(0, 0.005),
         "lr": 1e-6,
         "tokens_per_s": 812.0 + rng.uniform(-30, 30),
         "memory_gb": 11.2,
+        "frac_reward_zero_std": 1.0 if flat else max(0.0, 0.6 - step / 60 + rng.uniform(-0.1, 0.1)),
+        "grad_norm": 0.0 if flat else 0.3 + rng.uniform(0, 0.2),
+        "entropy": 0.9 - step / 100 + rng.uniform(-0.03, 0.03),
+        "clip_ratio_low": 0.0 if flat else rng.uniform(0, 0.004),
+        "clip_ratio_high": 0.0 if flat else rng.uniform(0, 0.01),
+        "truncated_rate": max(0.0, 0.12 - step / 400 + rng.uniform(-0.02, 0.02)),
+        "logprob_gap_mean": 0.004 + rng.uniform(0, 0.002),
+        "logprob_gap_max": 0.3 + rng.uniform(0, 0.2),
+        "time_rollout": 21.0 + rng.uniform(-2, 2),
+        "time_scoring": 0.4,
+        "time_update": 0.1 if flat else 8.0 + rng.uniform(-1, 1),
     }
 
 
-def write_rl_run(path: Path, steps: int = 40, total: int = 200, status: str = "running") -> Path:
-    config = {"model": "Qwen/Qwen3-4B-Base", "variant": "causal", "reward": "alternating"}
+def write_rl_run(
+    path: Path,
+    steps: int = 40,
+    total: int = 200,
+    status: str = "running",
+    seed: int = 0,
+    reward: str = "alternating",
+) -> Path:
+    """An RL run folder; `seed` > 0: another run of the same shape (other values, every step updates)."""
+    config = {"model": "Qwen/Qwen3-4B-Base", "variant": "causal", "reward": reward}
     write_json_atomic(path / "run.json", _info(path, "rl", status, config, total))
     with JsonlWriter(path / "metrics.jsonl") as w:
         for s in range(1, steps + 1):
-            w.write(rl_metrics(s))
+            w.write(rl_metrics(s, seed))
     with JsonlWriter(path / "rollouts.jsonl") as w:
         for s in range(10, steps + 1, 10):
             w.write_many(rollout_rows(s, rl_metrics(s)["phase"]))
@@ -202,6 +225,47 @@ def write_eval_run(path: Path) -> Path:
             {"event": "eval", "time": T0 + 95, "step": 0, "bench": "gsm8k", "accuracy": figures["mean_at_k"]}
         )
         w.write({"event": "end", "time": T0 + 95, "status": "finished"})
+    return path
+
+
+DEMO_STAGES = {
+    "base": {"accuracy": 0.25, "parallel_ratio": 0.0, "format_valid_rate": 0.0625, "blocks_mean": 0.0},
+    "sft": {"accuracy": 0.3125, "parallel_ratio": 0.9375, "format_valid_rate": 0.875, "blocks_mean": 1.31},
+    "rl": {"accuracy": 0.4375, "parallel_ratio": 1.0, "format_valid_rate": 0.9375, "blocks_mean": 1.5},
+}
+
+
+def write_demo_run(path: Path) -> Path:
+    """The folder `pr1 demo` writes at its top: one metrics row per evaluated stage (steps 1–3, with
+    `stage`), the stages' completions (with `stage` and `bench`), stage events."""
+    write_json_atomic(path / "run.json", _info(path, "demo", "finished", {"model": "smollm2-135m"}, 3))
+    with JsonlWriter(path / "metrics.jsonl") as w:
+        for step, (stage, figures) in enumerate(DEMO_STAGES.items(), 1):
+            tokens = {"base": 201.0, "sft": 188.5, "rl": 176.25}[stage]
+            w.write(
+                {"step": step, "time": T0 + 60 * step, "stage": stage, **figures}
+                | {"response_tokens_mean": tokens, "no_answer_rate": 0.125 if stage == "base" else 0.0}
+            )
+    with JsonlWriter(path / "rollouts.jsonl") as w:
+        for step, stage in enumerate(DEMO_STAGES, 1):
+            w.write_many(
+                r | {"step": step, "stage": stage, "bench": "eval_problems"} for r in rollout_rows(0)[:3]
+            )
+    with JsonlWriter(path / "events.jsonl") as w:
+        w.write({"event": "start", "time": T0})
+        for i, stage in enumerate(("data", "sft", "rl")):
+            w.write({"event": "stage", "time": T0 + 100 * i, "stage": stage, "status": "start"})
+            w.write(
+                {
+                    "event": "stage",
+                    "time": T0 + 100 * i + 90,
+                    "stage": stage,
+                    "status": "end",
+                    "seconds": 90.0,
+                }
+            )
+        summary = {stage: dict(figures) for stage, figures in DEMO_STAGES.items()}
+        w.write({"event": "end", "time": T0 + 400, "status": "finished", "minutes": 6.67, **summary})
     return path
 
 

@@ -1,4 +1,4 @@
-"""The list of sampled rollouts (step, problem id, sample, reward, correct, blocks) with its filters."""
+"""The list of sampled rollouts (run, step, problem id, sample, reward, correct, blocks) with its filters."""
 
 from __future__ import annotations
 
@@ -34,8 +34,15 @@ def keep(row: dict, correctness: str, parallel: str) -> bool:
 
 
 def group(row: dict) -> object:
-    """What the first column shows: the benchmark of an eval row, else the training step."""
-    return row["bench"] if "bench" in row else row.get("step", "")
+    """What the step column shows: the stage of a demo row, the benchmark of an eval row, else the step."""
+    for key in ("stage", "bench"):
+        if key in row:
+            return row[key]
+    return row.get("step", "")
+
+
+def group_name(row: dict) -> str:
+    return next((k for k in ("stage", "bench") if k in row), "step")
 
 
 def _cells(row: dict) -> tuple[str | Text, ...]:
@@ -52,19 +59,23 @@ def _cells(row: dict) -> tuple[str | Text, ...]:
 
 
 class RolloutList(Vertical):
-    """Shows `rows` (the run's rollouts, in file order) filtered; posts `Selected` with a row index."""
+    """Shows `rows` (the runs' rollouts, in the order read; `run_of[i]` is the index in `runs` of row i's
+    run) filtered; posts `Selected` with a row index."""
 
     correctness: reactive[str] = reactive("all", init=False)
     parallel: reactive[str] = reactive("all", init=False)
+    run_filter: reactive[int | None] = reactive(None, init=False)  # None: every run
 
     class Selected(Message):
         def __init__(self, index: int):
             super().__init__()
             self.index = index
 
-    def __init__(self, rows: list[dict], *, id: str | None = None):
+    def __init__(self, runs: list[str], *, id: str | None = None):
         super().__init__(id=id)
-        self.rows = rows
+        self.runs = runs
+        self.rows: list[dict] = []
+        self.run_of: list[int] = []
         self.shown: list[int] = []
 
     def compose(self) -> ComposeResult:
@@ -84,6 +95,14 @@ class RolloutList(Vertical):
     def watch_parallel(self) -> None:
         self.rebuild()
 
+    def watch_run_filter(self) -> None:
+        self.rebuild()
+
+    def cycle_run(self) -> None:
+        """Every run -> the first run only -> the second … -> every run."""
+        options = [None, *range(len(self.runs))]
+        self.run_filter = options[(options.index(self.run_filter) + 1) % len(options)]
+
     def cycle_correctness(self) -> None:
         self.correctness = CORRECTNESS[(CORRECTNESS.index(self.correctness) + 1) % len(CORRECTNESS)]
 
@@ -93,9 +112,9 @@ class RolloutList(Vertical):
     def rebuild(self) -> None:
         table = self.table
         current = self.current
-        by_bench = bool(self.rows) and "bench" in self.rows[0]
+        first = group_name(self.rows[0]) if self.rows else "step"
         table.clear(columns=True)
-        table.add_columns("bench" if by_bench else "step", "id", "#", "reward", "ok", "blk")
+        table.add_columns(*(("run",) if len(self.runs) > 1 else ()), first, "id", "#", "reward", "ok", "blk")
         self.shown = []
         self._append(0)
         if current in self.shown:
@@ -103,24 +122,37 @@ class RolloutList(Vertical):
         elif self.shown:
             self.post_message(self.Selected(self.shown[0]))
 
-    def add_rows(self, start: int) -> None:
-        """Add self.rows[start:] (new rows of a live run) that pass the filters."""
+    def add_rows(self, run: int, rows: list[dict]) -> None:
+        """Add new rows of run `run` (a live run's new lines); those that pass the filters are shown."""
+        start = len(self.rows)
+        self.rows += rows
+        self.run_of += [run] * len(rows)
         if start == 0:
-            self.rebuild()  # the first row tells whether the first column is the step or the benchmark
+            self.rebuild()  # the first row tells whether the step column is a step, a stage or a benchmark
         else:
             self._append(start)
 
     def _append(self, start: int) -> None:
         table = self.table
+        several = len(self.runs) > 1
         for i in range(start, len(self.rows)):
-            if keep(self.rows[i], self.correctness, self.parallel):
+            run = self.run_of[i]
+            if (self.run_filter is None or run == self.run_filter) and keep(
+                self.rows[i], self.correctness, self.parallel
+            ):
                 self.shown.append(i)
-                table.add_row(*_cells(self.rows[i]), key=str(i))
+                cells = _cells(self.rows[i])
+                table.add_row(*((self.runs[run][:12], *cells) if several else cells), key=str(i))
         self._show_filters()
 
     def _show_filters(self) -> None:
+        runs = (
+            ""
+            if len(self.runs) < 2
+            else f"run: {'all' if self.run_filter is None else self.runs[self.run_filter]} · "
+        )
         self.query_one("#filters", Static).update(
-            f"answers: {self.correctness} · parallel: {self.parallel} · {len(self.shown)}/{len(self.rows)}"
+            f"{runs}answers: {self.correctness} · parallel: {self.parallel} · {len(self.shown)}/{len(self.rows)}"
         )
 
     @property
@@ -135,7 +167,7 @@ class RolloutList(Vertical):
 
     def jump_step(self, direction: int) -> None:
         """Move the cursor to the first row of the next (+1) or previous (-1) step (benchmark)."""
-        keys = [group(self.rows[i]) for i in self.shown]
+        keys = [(self.run_of[i], group(self.rows[i])) for i in self.shown]
         cur = self.table.cursor_row
         if not 0 <= cur < len(keys):
             return

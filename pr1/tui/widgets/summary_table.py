@@ -1,27 +1,13 @@
-"""An eval folder's summary.json as a table: one column per benchmark, one row per figure."""
+"""Eval folders' summary.json as a table: one column per benchmark (and run), one row per figure, labelled
+and formatted as the console's table is (pr1.formatting)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.widgets import DataTable
 
-
-def _fmt(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
-
-
-def flatten(figures: dict) -> dict[str, object]:
-    """{"pass_at_k": {"1": .5, "4": .7}, "mean_at_k": .4} -> {"pass@1": .5, "pass@4": .7, "mean@k": .4};
-    other nested dicts -> "a.b"."""
-    out: dict[str, object] = {}
-    for k, v in figures.items():
-        if isinstance(v, dict):
-            for kk, vv in v.items():
-                out[f"{k.removesuffix('_at_k')}@{kk}" if k.endswith("_at_k") else f"{k}.{kk}"] = vv
-        else:
-            out[f"{k.removesuffix('_at_k')}@k" if k.endswith("_at_k") else k] = v
-    return out
+from pr1.formatting import figure, flatten, label, number
 
 
 def benchmark_table(summary: dict) -> tuple[dict[str, dict], dict[str, object]]:
@@ -34,20 +20,31 @@ def benchmark_table(summary: dict) -> tuple[dict[str, dict], dict[str, object]]:
     return {name: flatten(f) for name, f in tables.items() if isinstance(f, dict)}, rest
 
 
+def _label(key: str) -> str:
+    return key if "@" in key else label(key)
+
+
 class SummaryTable(DataTable):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
 
-    def show_summary(self, summary: dict) -> None:
-        """Figures as rows and benchmarks as columns (a dozen figures, a few benchmarks)."""
+    def show_summaries(self, summaries: Sequence[tuple[str, dict]]) -> None:
+        """Figures as rows and benchmarks as columns (a dozen figures, a few benchmarks); with several
+        runs ((name, summary) pairs) a column per run and benchmark."""
         self.clear(columns=True)
-        tables, rest = benchmark_table(summary)
-        self.border_title = " · ".join(f"{k} {_fmt(v)}" for k, v in rest.items() if v not in (None, ""))
-        if not tables:
-            tables = {"value": rest}
+        columns: dict[str, dict] = {}
+        titles = []
+        for run, summary in summaries:
+            tables, rest = benchmark_table(summary)
+            titles.append(" · ".join(f"{k} {number(v)}" for k, v in rest.items() if v not in (None, "")))
+            for bench, figures in (tables or {"value": rest}).items():
+                columns[f"{run} · {bench}" if len(summaries) > 1 else bench] = figures
+        self.border_title = titles[0] if len(summaries) == 1 else ""
         figures: dict[str, None] = {}
-        for f in tables.values():
+        for f in columns.values():
             figures.update(dict.fromkeys(f))
-        self.add_columns("", *tables)
+        self.add_columns("", *columns)
         for fig in figures:
-            self.add_row(fig, *(_fmt(f.get(fig)) for f in tables.values()))
+            self.add_row(
+                _label(fig), *(figure(fig, f.get(fig)) if fig in f else "" for f in columns.values())
+            )
