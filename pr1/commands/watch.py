@@ -1,4 +1,4 @@
-"""`pr1 watch RUN_DIR`: the live dashboard of a run folder."""
+"""`pr1 watch RUN_DIR [RUN_DIR ...]`: the live dashboard of one run folder or several, overlaid."""
 
 from __future__ import annotations
 
@@ -12,13 +12,30 @@ from pr1.runs import read_run_info
 
 
 def watch(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder (pr1 sft / rl / eval / data / demo).")],
-    interval: Annotated[float, typer.Option(help="Seconds between reads of the folder.")] = 1.0,
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders (pr1 sft / rl / eval / data / demo); several are overlaid."),
+    ],
+    interval: Annotated[float, typer.Option(help="Seconds between reads of the folders.")] = 1.0,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the charts as CSV and the screens as SVG into DIR, without a terminal, and exit."
+        ),
+    ] = None,
 ) -> None:
-    """Live dashboard of a run folder: curves, rollouts as trees, events. Only reads, so it works over SSH."""
+    """Live dashboard of run folders: curves, GRPO health, rollouts as trees, events. Only reads, so it works
+    over SSH; several folders are overlaid (a colour per run)."""
     if not interval > 0:
         raise Pr1Error(f"--interval {interval}: must be > 0 seconds")
-    read_run_info(run_dir)  # a clear error for a folder that holds no run
+    for run_dir in run_dirs:
+        read_run_info(run_dir)  # a clear error for a folder that holds no run
+    if export is not None:
+        from pr1.tui.export import export_runs
+
+        for path in export_runs(run_dirs, export):
+            print(path)
+        return
     from pr1.tui.watch_app import run_watch
 
-    run_watch(run_dir, poll_interval=interval)
+    run_watch(run_dirs, poll_interval=interval)

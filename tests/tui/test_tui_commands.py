@@ -57,3 +57,15 @@ def test_load_adapter_merges_a_lora_adapter(tmp_path: Path) -> None:
     assert not hasattr(merged, "peft_config")  # merged: plain transformers model
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, want, atol=1e-5)
+
+
+def test_watch_exports_several_runs_without_a_terminal(tmp_path: Path) -> None:
+    from tui_fixtures import write_rl_run
+
+    a, b = write_rl_run(tmp_path / "a", steps=6), write_rl_run(tmp_path / "b", steps=6, seed=1)
+    res = runner.invoke(app, ["watch", str(a), str(b), "--export", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert any(n.endswith(".csv") for n in written) and any(n.endswith(".svg") for n in written)
+    header = (tmp_path / "out" / next(n for n in written if n.endswith(".csv"))).read_text().splitlines()[0]
+    assert "a" in header and "b" in header  # both runs are in the data
