@@ -30,7 +30,8 @@ def resolve(cli, presets=(), saved=None):
 
 def test_defaults_are_the_papers_constants():
     c = RLConfig(model="m")
-    assert (c.group, c.updates_per_step, c.clip_low, c.clip_high) == (8, 2, 0.2, 0.28)
+    assert (c.group, c.updates_per_step, c.clip_low, c.clip_high) == (8, 2, 0.2, 0.2)  # the reference's
+    assert (c.dual_clip, c.weight_decay, c.max_grad_norm) == (3.0, 0.01, 1.0)  # verl's defaults
     assert (c.max_tokens, c.max_prompt_tokens, c.num_paths, c.max_blocks, c.max_path_tokens) == (
         3000,
         2000,
@@ -298,3 +299,22 @@ def test_cli_layers_repeated_config_files_and_flags(tmp_path, monkeypatch):
         app, ["rl", "--config", str(tmp_path / "no.toml"), "--model", "m", "--out", str(tmp_path / "r")]
     )
     assert isinstance(res.exception, Pr1Error) and "no.toml: no such file" in str(res.exception)
+
+
+def test_presets_clip_like_their_reference_scripts():
+    clips = {p.removesuffix(".toml"): load_preset(EXAMPLES / p).get("clip_high") for p in RL_FILES}
+    assert clips["structured-s1"] == clips["causal-stage1-gsm8k"] == 0.2  # verl's default, symmetric
+    assert clips["structured-s2"] == clips["causal-stage2-dapo"] == 0.28  # the stage-2 scripts
+    scaffold = resolve({"model": "m"}, presets=[EXAMPLES / "scaffold.toml"])
+    assert scaffold.variant == "structured"  # the reference scaffold continues a structured S2 run
+    assert [scaffold.clip_high_at(s) for s in (1, 200, 201, 400)] == [0.28, 0.28, 0.2, 0.2]
+    assert RLConfig(model="m", reward="alternating", scaffold_clip_high=0.1).clip_high_at(300) == 0.2
+
+
+def test_dual_clip_reaches_trl_and_must_lie_above_the_clip_range(tmp_path):
+    from trl import GRPOConfig
+
+    assert grpo_args(RLConfig(model="m"), GRPOConfig, tmp_path, 1).delta == 3.0
+    assert grpo_args(RLConfig(model="m", dual_clip=None), GRPOConfig, tmp_path, 1).delta is None
+    with pytest.raises(Pr1Error, match=r"^config key dual_clip=1.2 must exceed 1 \+ --clip-high 0.2 "):
+        resolve({"model": "m", "dual_clip": 1.2})

@@ -53,9 +53,17 @@ class RLConfig(RolloutConfig):
     steps: int = setting(300, "RL steps (generation rounds).", min=1)
     lr: float = setting(5e-6, "Learning rate, constant (paper: 1e-6 with full fine-tuning).", above=0)
     clip_low: float = setting(0.2, "Lower clip epsilon.", min=0, below=1)
-    clip_high: float = setting(0.28, "Upper clip epsilon (paper: 0.2 in stage 1, 0.28 in stage 2).", min=0)
+    clip_high: float = setting(
+        0.2, "Upper clip epsilon (the reference: 0.2, and 0.28 in its stage-2 scripts).", min=0
+    )
+    dual_clip: float | None = setting(
+        3.0,
+        "Dual clip: the importance ratio of a token with a negative advantage is capped here (verl's "
+        "clip_ratio_c, TRL's delta; None: off).",
+        above=1,
+    )
     max_grad_norm: float = setting(1.0, "Gradient clipping norm.", above=0)
-    weight_decay: float = setting(0.0, "AdamW weight decay.", min=0)
+    weight_decay: float = setting(0.01, "AdamW weight decay (the reference's 0.01).", min=0)
     mask_inserted: bool = setting(
         True,
         "Give runtime-inserted tokens zero loss weight (default), or train on them like the reference.",
@@ -65,6 +73,12 @@ class RLConfig(RolloutConfig):
     window: int = setting(10, "Alternating reward: steps per window.", min=1)
     accuracy_steps: int = setting(8, "Alternating reward: accuracy steps at the start of each window.", min=0)
     switch_step: int = setting(200, "scaffold: the last alternating step.", min=0)
+    scaffold_clip_high: float | None = setting(
+        None,
+        "scaffold: the upper clip epsilon after switch_step (the reference's accuracy phase: 0.2; None: "
+        "clip_high throughout).",
+        min=0,
+    )
     format_rules: str = setting(
         "pr1",
         "Format validity in the rewards: pr1's rules (METHOD.md §1) or the reference code's more lenient ones.",
@@ -114,12 +128,24 @@ class RLConfig(RolloutConfig):
                 group=self.group,
                 updates_per_step=self.updates_per_step,
             )
+        if self.dual_clip is not None and self.dual_clip <= 1 + self.clip_high:
+            raise SettingError(
+                "{dual_clip} must exceed 1 + {clip_high} (it caps ratios above the clip range)",
+                dual_clip=self.dual_clip,
+                clip_high=self.clip_high,
+            )
         if self.accuracy_steps > self.window:
             raise SettingError(
                 "reward schedule: {accuracy_steps} exceeds {window}",
                 accuracy_steps=self.accuracy_steps,
                 window=self.window,
             )
+
+    def clip_high_at(self, step: int) -> float:
+        """The upper clip epsilon of RL step `step` (first = 1): `scaffold_clip_high` after a scaffold's switch."""
+        if self.reward == "scaffold" and self.scaffold_clip_high is not None and step > self.switch_step:
+            return self.scaffold_clip_high
+        return self.clip_high
 
     def schedule(self) -> Schedule:
         return Schedule(self.reward, self.window, self.accuracy_steps, self.switch_step, self.format_rules)

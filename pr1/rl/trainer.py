@@ -260,6 +260,7 @@ def grpo_args(cfg: RLConfig, config_class: type, output_dir: Path, num_processes
         loss_type="dapo",
         epsilon=cfg.clip_low,
         epsilon_high=cfg.clip_high,
+        delta=cfg.dual_clip,  # verl's dual clip (clip_ratio_c): with epsilon_high < delta - 1 it is the same
         beta=0.0,
         scale_rewards="group",
         temperature=cfg.temperature,
