@@ -4,6 +4,7 @@ and printing live there). Importing this module loads no torch or transformers: 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
@@ -16,7 +17,30 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"pr1 {version('pr1')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print pr1's version and exit.", callback=_version, is_eager=True, metavar=""
+        ),
+    ] = False,
+) -> None:
+    """Teach language models parallel thinking with reinforcement learning (Parallel-R1)."""
+
+
 app.command()(score.score)
 app.command()(score.datasets)
 app.add_typer(data.app, name="data")

@@ -116,9 +116,10 @@ def _stage(console: Console, run: Run, name: str, fn: Any, *, done: bool = False
 
 def _data(data: Path, cfg: DemoConfig, console: Console) -> None:
     """Synthetic cold-start traces for SFT; fresh synthetic problems for RL and for evaluation."""
-    from pr1.coldstart.build import build, write_jsonl_atomic
+    from pr1.coldstart.build import build
     from pr1.coldstart.generate import GenerateConfig, generate
     from pr1.coldstart.synthetic import synthetic_problems
+    from pr1.jsonl import write_jsonl_atomic
     from pr1.prompts import PARALLEL_TEMPLATE
 
     traces = data / "coldstart.jsonl"

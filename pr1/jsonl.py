@@ -98,6 +98,11 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2, default=_default) + "\n")
 
 
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict]) -> None:
+    """Write all rows as JSON Lines atomically (see `write_text_atomic`)."""
+    write_text_atomic(path, "".join(dumps(row) + "\n" for row in rows))
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename: readers never see half a file."""
     path = Path(path)

@@ -94,11 +94,17 @@ class Run:
         `saved_settings` allows (`resume`: the same meaning)."""
         path = Path(path)
         existing = path / RUN_FILE
+        replaced = None
         if saved_settings(path, kind, resume=resume) is not None:
             info = read_run_info(path)
             info["status"] = "running"
             info.setdefault("resumed_at", []).append(time.time())
         else:
+            if existing.exists():  # a run that failed before its first step (`never_started`)
+                replaced = read_run_info(path).get("status")
+                for name in (RUN_FILE, METRICS_FILE, ROLLOUTS_FILE, EVENTS_FILE):
+                    (path / name).unlink(missing_ok=True)
+                print(f"{path}: replacing a run that {replaced} before its first step", file=sys.stderr)
             path.mkdir(parents=True, exist_ok=True)
             info = {
                 "kind": kind,
@@ -115,6 +121,8 @@ class Run:
         write_json_atomic(existing, info)
         run = cls(path, info)
         run.event("resume" if "resumed_at" in info else "start")
+        if replaced is not None:
+            run.event("notice", message=f"replaced a run that {replaced} before its first step")
         return run
 
     def log_metrics(self, step: int, **metrics: Any) -> None:
@@ -170,11 +178,23 @@ def saved_settings(path: str | Path, kind: str, *, resume: bool | None) -> dict 
     if info.get("kind") != kind:
         raise Pr1Error(f"{path}: holds a '{info.get('kind')}' run, not '{kind}'; choose another --out")
     if resume is False:
+        if never_started(path, info):
+            return None  # Run.create replaces it, and says so
         raise Pr1Error(
             f"{path}: a run already exists here; pass --resume to continue it or choose another --out"
         )
     config = info.get("config")
     return config if isinstance(config, dict) else {}
+
+
+def never_started(path: str | Path, info: dict) -> bool:
+    """A run that failed (or was interrupted) before it logged anything: nothing in it is worth keeping, so a new
+    run may replace it without --resume."""
+    path = Path(path)
+    if info.get("status") not in ("failed", "interrupted"):
+        return False
+    logged = any((path / f).is_file() and (path / f).stat().st_size for f in (METRICS_FILE, ROLLOUTS_FILE))
+    return not logged and not any((path / CHECKPOINTS_DIR).glob("step-*"))
 
 
 def check_resume(

@@ -78,3 +78,27 @@ def test_a_setting_without_a_flag_is_named_as_a_config_key(tmp_path):
     )
     assert isinstance(res.exception, Pr1Error)
     assert str(res.exception) == "config key num_paths=0: must be at least 1"
+
+
+def test_version_short_help_and_flags_shown_as_flags():
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--version"]).output.startswith("pr1 ")
+    res = runner.invoke(app, ["sft", "-h"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "--resume" in res.output
+    rows = [line.strip("│ ") for line in res.output.splitlines()]
+    lines = {row.split()[0]: row for row in rows if row.startswith("--")}
+    assert "<bool>" not in lines["--resume"] and "<bool>" not in lines["--tui"]  # flags take no value
+    assert "--no-resume" not in res.output
+
+
+def test_eval_folders_are_named_after_what_is_evaluated():
+    a = EvalConfig(benches=["gsm8k"])
+    assert (
+        EvalConfig(benches=["math500"]).run_dir()
+        != a.run_dir()
+        != EvalConfig(benches=["gsm8k"], seed=1).run_dir()
+    )
+    assert a.run_dir() == EvalConfig(benches=["gsm8k"], rollout_batch=8).run_dir()  # not a sampling setting
+    assert a.run_dir().name.startswith("eval-smollm2-135m-gsm8k-fork-")

@@ -135,3 +135,26 @@ def test_generate_errors_are_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith("error: --teacher 'gpt-4o': expected an http(s)://")
     assert "Traceback" not in res.stderr
+
+
+def test_stats_and_build_find_the_shared_samples_trace_column(shared_data: Path, tmp_path: Path) -> None:
+    sample = shared_data / "parallel_gsm8k_v2_partial.jsonl"
+    res = runner.invoke(app, ["data", "stats", str(sample), "--json"])  # no --trace-key: it reads `solution`
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["kept"] == 341
+    res = runner.invoke(app, ["data", "build", str(sample), "--sft-out", str(tmp_path / "s.jsonl")])
+    assert res.exit_code == 0, res.output
+    assert len(read_jsonl(tmp_path / "s.jsonl")) == 340  # id 475 ends inside <Summary>
+
+
+def test_build_with_no_row_passing_names_the_reasons(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    rows = [{"id": i, "problem": "1+1?", "answer": "2", "trace": "Final Answer: 3"} for i in range(3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(
+        Pr1Error, match=r"none of its 3 rows passes the check \(most common: wrong answer \(3\)\)"
+    ):
+        runner.invoke(
+            app, ["data", "build", str(path), "--sft-out", str(tmp_path / "s.jsonl")], catch_exceptions=False
+        )
+    assert not (tmp_path / "s.jsonl").exists()

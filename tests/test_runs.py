@@ -110,3 +110,15 @@ def test_recording_marks_interrupted_and_failed_runs(tmp_path):
     with run.recording():
         pass
     assert read_run_info(tmp_path / "c")["status"] == "running"  # success is the caller's to record
+
+
+def test_a_run_that_failed_before_its_first_step_may_be_replaced(tmp_path, capsys):
+    run = Run.create(tmp_path, "rl", {"lr": 1.0})
+    run.finish("failed", error="bad data")
+    again = Run.create(tmp_path, "rl", {"lr": 2.0})  # no --resume needed: nothing was logged
+    assert "replacing a run that failed before its first step" in capsys.readouterr().err
+    assert read_run_info(tmp_path)["config"] == {"lr": 2.0}
+    again.log_metrics(1, loss=1.0)
+    again.finish("failed", error="later")
+    with pytest.raises(Pr1Error, match="pass --resume"):  # this one logged a step: it is kept
+        Run.create(tmp_path, "rl", {"lr": 3.0})

@@ -163,3 +163,14 @@ def test_score_completion_follows_the_schedules_format_rules(shared_data):
         )
     )
     assert len(rows) == 341 and all(r["format_valid"] for _, r in rows)
+
+
+def test_score_reads_a_run_folder(tmp_path):
+    from pr1.runs import Run
+
+    run = Run.create(tmp_path / "run", "eval", {})
+    run.log_rollouts(0, [{"completion": "Final Answer: 4", "answer": "4"}])
+    run.finish()
+    res = runner.invoke(app, ["score", str(tmp_path / "run"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["correct"] is True

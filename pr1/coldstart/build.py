@@ -10,19 +10,16 @@ The user turn is the same instruction as in generation, RL and evaluation (`pr1.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pr1.coldstart.generate import check_trace
-from pr1.coldstart.stats import reason_kind
+from pr1.coldstart.stats import reason_kind, trace_column
 from pr1.errors import Pr1Error
 from pr1.format import strip_think
-from pr1.jsonl import dumps, iter_jsonl
+from pr1.jsonl import iter_jsonl, write_jsonl_atomic
 from pr1.prompts import build_messages
 
 
@@ -40,14 +37,16 @@ def build(
     sft_out: str | Path | None,
     rl_out: str | Path | None,
     template: str,
-    trace_key: str = "trace",
+    trace_key: str | None = None,
     check: bool = True,
 ) -> BuildResult:
-    """Read `file` (rows with id, problem, answer and `trace_key`) and write the SFT and/or RL forms
-    atomically. With `check`, rows whose trace is malformed or wrong are left out (and counted)."""
+    """Read `file` (rows with id, problem, answer and `trace_key`: None = `trace_column(file)`) and write the SFT
+    and/or RL forms atomically. With `check`, rows whose trace is malformed or wrong are left out (and counted);
+    a file none of whose rows passes is an error naming the most common reasons."""
     if sft_out is None and rl_out is None:
         raise Pr1Error("nothing to write: give --out DIR, or --sft-out and/or --rl-out")
     file = Path(file)
+    trace_key = trace_key or trace_column(file)
     sft: list[dict[str, Any]] = []
     rl: dict[str, dict[str, Any]] = {}
     reasons: Counter[str] = Counter()
@@ -79,23 +78,13 @@ def build(
         rl.setdefault(
             row_id, {"id": row_id, "problem": row["problem"], "prompt": messages, "answer": row["answer"]}
         )
+    if left_out and not sft:
+        top = ", ".join(f"{k} ({n})" for k, n in reasons.most_common(3))
+        raise Pr1Error(
+            f"{file}: none of its {left_out} rows passes the check (most common: {top}); see --no-check"
+        )
     if sft_out is not None:
         write_jsonl_atomic(sft_out, sft)
     if rl_out is not None:
         write_jsonl_atomic(rl_out, rl.values())
     return BuildResult(len(sft), len(rl), left_out, reasons)
-
-
-def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write all rows to a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(dumps(row) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -47,10 +47,21 @@ def describe(values: list[float]) -> dict[str, float] | None:
     }
 
 
-def summarise(path: str | Path, *, trace_key: str = "trace") -> dict[str, Any]:
+TRACE_KEYS = ("trace", "solution")  # pr1's files, the Parallel-R1 sample
+
+
+def trace_column(path: str | Path) -> str:
+    """The key of the trace text in a file's rows: the first of TRACE_KEYS its first row has (else "trace",
+    so that the error names the usual key)."""
+    first = next((row for _, row in iter_jsonl(path)), {})
+    return next((k for k in TRACE_KEYS if isinstance(first.get(k), str)), TRACE_KEYS[0])
+
+
+def summarise(path: str | Path, *, trace_key: str | None = None) -> dict[str, Any]:
     """Counts for FILE and its FILE.rejected.jsonl (if any). Trace shapes are computed from the text, so any
-    file with a trace column works (`trace_key`)."""
+    file with a trace column works (`trace_key`; None = `trace_column(path)`)."""
     path = Path(path)
+    trace_key = trace_key or trace_column(path)
     blocks: Counter[int] = Counter()
     paths: Counter[int] = Counter()
     teachers: Counter[str] = Counter()

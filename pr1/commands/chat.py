@@ -40,7 +40,9 @@ def chat(
     ] = None,
     device: Annotated[str | None, typer.Option(help="cuda | cpu (default: cuda when available).")] = None,
     dtype: Annotated[str, typer.Option(help="auto | float32 | bfloat16 | float16.")] = "auto",
-    trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped with the model.")] = False,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Run code shipped with the model.", metavar="")
+    ] = False,
     *,
     settings: dict[str, Any],
 ) -> None:

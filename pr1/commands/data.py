@@ -51,8 +51,11 @@ def data_generate(settings: dict[str, Any]) -> None:
 @app.command("stats")
 def data_stats(
     file: Annotated[Path, typer.Argument(help="A file written by `pr1 data generate` (or any trace file).")],
-    trace_key: Annotated[str, typer.Option(help="Key of the trace text.")] = "trace",
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+    trace_key: Annotated[
+        str | None,
+        typer.Option(help="Key of the trace text.", show_default="trace, or solution (the shared sample)"),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.", metavar="")] = False,
 ) -> None:
     """Acceptance rate, rejection reasons, blocks per trace, paths per block and lengths."""
     s = summarise(file, trace_key=trace_key)
@@ -107,13 +110,14 @@ def data_build(
     sft_out: Annotated[Path | None, typer.Option(help="SFT file (prompt-completion chat rows).")] = None,
     rl_out: Annotated[Path | None, typer.Option(help="RL file (prompt + answer rows).")] = None,
     trace_key: Annotated[
-        str, typer.Option(help="Key of the trace text (the shared sample: solution).")
-    ] = "trace",
+        str | None,
+        typer.Option(help="Key of the trace text.", show_default="trace, or solution (the shared sample)"),
+    ] = None,
     prompt_file: Annotated[
         str | None, typer.Option(help="Instruction template with {problem} (default: pr1's parallel prompt).")
     ] = None,
     check: Annotated[
-        bool, typer.Option(help="Leave out rows whose trace is malformed or has a wrong answer.")
+        bool, typer.Option(help="Leave out rows whose trace is malformed or has a wrong answer.", metavar="")
     ] = True,
 ) -> None:
     """Write the SFT-ready and RL-ready forms of a trace file (atomically)."""

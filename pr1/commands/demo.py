@@ -20,8 +20,10 @@ def demo(
     out: Annotated[Path, typer.Option(help="Run folder of the demo (resumes when it exists).")] = Path(
         "runs/demo"
     ),
-    fast: Annotated[bool, typer.Option("--fast", help="A 2-minute smoke version.")] = False,
-    tui: Annotated[bool, typer.Option("--tui", help="Show the demo live in the dashboard.")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="A 2-minute smoke version.", metavar="")] = False,
+    tui: Annotated[
+        bool, typer.Option("--tui", help="Show the demo live in the dashboard.", metavar="")
+    ] = False,
     *,
     settings: dict[str, Any],
 ) -> None:

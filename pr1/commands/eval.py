@@ -35,7 +35,9 @@ FLAGS = (
 
 @with_settings(EvalConfig, FLAGS)
 def eval_(
-    tui: Annotated[bool, typer.Option("--tui", help="Show the evaluation live in the dashboard.")] = False,
+    tui: Annotated[
+        bool, typer.Option("--tui", help="Show the evaluation live in the dashboard.", metavar="")
+    ] = False,
     *,
     settings: dict[str, Any],
 ) -> None:

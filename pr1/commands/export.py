@@ -13,10 +13,17 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A `pr1 sft` or `pr1 rl` run folder.")],
     out: Annotated[Path, typer.Option(help="Folder to write (must not exist, or be empty).")],
     merge: Annotated[
-        bool, typer.Option(help="Merge the adapter into the base model: a full model folder without peft.")
+        bool,
+        typer.Option(
+            "--merge",
+            help="Merge the adapter into the base model: a full model folder without peft.",
+            metavar="",
+        ),
     ] = False,
     dtype: Annotated[str, typer.Option(help="Merged weights: auto | float32 | bfloat16 | float16.")] = "auto",
-    trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped with the base model.")] = False,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Run code shipped with the base model.", metavar="")
+    ] = False,
 ) -> None:
     """Export a run's adapter, or with --merge a merged model (safetensors + tokenizer with the tags)."""
     from pr1.export import adapter_source

@@ -74,7 +74,10 @@ def _parameter(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
             return inspect.Parameter(f.name, KEYWORD, default=default, annotation=Annotated[hint, info])
         return inspect.Parameter(f.name, KEYWORD, annotation=Annotated[hint, info])
     decls = [meta["flag"]] if meta["flag"] else []
-    info = typer.Option(*decls, help=help_text, show_default=meta["shown"] or default is not None)
+    if hint is bool and not decls and default is False:
+        decls = ["--" + f.name.replace("_", "-")]  # off by default: a flag that turns it on
+    flag = {"metavar": ""} if typing.get_args(hint) == () and hint is bool else {}  # no value to show
+    info = typer.Option(*decls, help=help_text, show_default=meta["shown"] or default is not None, **flag)
     return inspect.Parameter(f.name, KEYWORD, default=default, annotation=Annotated[hint, info])
 
 

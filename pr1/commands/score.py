@@ -14,6 +14,7 @@ from pr1.errors import Pr1Error
 from pr1.format import FORMAT_RULES
 from pr1.jsonl import dumps
 from pr1.rewards import REWARD_NAMES, Schedule
+from pr1.runs import ROLLOUTS_FILE, RUN_FILE
 from pr1.score import score_file, summarise
 
 
@@ -32,11 +33,15 @@ def score(
     completion_key: Annotated[str, typer.Option(help="Key of the completion text.")] = "completion",
     answer_key: Annotated[str, typer.Option(help="Key of the gold answer.")] = "answer",
     json_out: Annotated[
-        bool, typer.Option("--json", help="One JSON object per input row on stdout.")
+        bool, typer.Option("--json", help="One JSON object per input row on stdout.", metavar="")
     ] = False,
-    skip_bad: Annotated[bool, typer.Option(help="Skip malformed rows instead of stopping.")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Skip malformed rows instead of stopping.", metavar="")
+    ] = False,
 ) -> None:
     """Grade completions: accuracy, format validity, blocks and reward, per row or as a summary table."""
+    if (file / RUN_FILE).is_file():  # a run folder: the completions it logged
+        file = file / ROLLOUTS_FILE
     if reward not in REWARD_NAMES:
         raise Pr1Error(f"--reward {reward!r}: expected one of {', '.join(REWARD_NAMES)}")
     if step < 1:

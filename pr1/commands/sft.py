@@ -46,9 +46,13 @@ FLAGS = (
 @with_settings(Pr1SFTConfig, FLAGS)
 def sft(
     out: Annotated[Path, typer.Option(help="Run folder to write (see docs/RUN_FOLDER.md).")],
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.", metavar="")
+    ] = False,
     config: Annotated[list[Path] | None, typer.Option(help=CONFIG_HELP)] = None,
-    tui: Annotated[bool, typer.Option("--tui", help="Show the run live in the dashboard.")] = False,
+    tui: Annotated[
+        bool, typer.Option("--tui", help="Show the run live in the dashboard.", metavar="")
+    ] = False,
     *,
     settings: dict[str, Any],
 ) -> None:

@@ -9,6 +9,7 @@ are done, so rerunning the same command resumes: finished problems are skipped.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pr1.datasets import eval_samples, load_problems, slug
+from pr1.embedded import EMBEDDED_MODEL
 from pr1.errors import Pr1Error
 from pr1.eval.metrics import bench_metrics, flat_metrics
 from pr1.jsonl import iter_jsonl, write_json_atomic
@@ -54,7 +56,7 @@ class EvalConfig(RolloutConfig):
         help="aime25 | aime24 | amc23 | math500 | gsm8k | a .jsonl file (several allowed).",
         argument=True,
     )
-    model: str | None = setting(None, "Model name (smollm2-135m), local folder or Hub id.")
+    model: str = setting(EMBEDDED_MODEL, "Model name, local folder or Hub id.")
     adapter: str | None = setting(None, "A peft (LoRA) adapter folder, merged for decoding.")
     samples: int | None = setting(
         None, "Samples per problem (METHOD.md §8).", min=1, shown="16 for AIME/AMC, 1 otherwise"
@@ -62,7 +64,9 @@ class EvalConfig(RolloutConfig):
     limit: int | None = setting(None, "Only the first N problems of each benchmark.", min=1)
     prompt_file: str | None = setting(None, "parallel | sequential | a template file.", shown="parallel")
     seed: int = setting(0, "Sampling seed.")
-    out: str | None = setting(None, "Run folder; rerun to resume.", shown="runs/eval-<model>-<mode>")
+    out: str | None = setting(
+        None, "Run folder; rerun to resume.", shown="runs/eval-<model>-<benchmarks>-<mode>-<settings hash>"
+    )
     dtype: str = setting("auto", "auto | float32 | bfloat16 | float16.")
 
     def __post_init__(self) -> None:
@@ -73,11 +77,14 @@ class EvalConfig(RolloutConfig):
             raise SettingError("expected at least one benchmark (BENCH...)")
 
     def run_dir(self) -> Path:
-        return (
-            Path(self.out)
-            if self.out
-            else Path("runs") / f"eval-{slug(self.adapter or self.model)}-{self.mode}"
-        )
+        """--out, else a folder named after what is evaluated: another benchmark or sampling setting is another
+        folder, so a second evaluation never collides with the first."""
+        if self.out:
+            return Path(self.out)
+        generation = json.dumps({k: getattr(self, k) for k in sorted(GENERATION_KEYS)}, default=str)
+        digest = hashlib.sha256(generation.encode()).hexdigest()[:8]
+        benches = "+".join(slug(b) for b in self.benches)
+        return Path("runs") / f"eval-{slug(self.adapter or self.model)}-{benches}-{self.mode}-{digest}"
 
 
 MAY_CHANGE_ON_RESUME = frozenset(f.name for f in fields(EvalConfig)) - GENERATION_KEYS
@@ -159,8 +166,6 @@ def _existing_rows(out: Path) -> dict[str, list[dict]]:
 
 
 def _read_summary(out: Path) -> dict[str, dict]:
-    import json
-
     path = out / SUMMARY_FILE
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("benchmarks", {}) if path.exists() else {}
