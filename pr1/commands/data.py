@@ -22,6 +22,12 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+# the key of the trace text, for stats and build alike
+TraceKey = Annotated[
+    str | None,
+    typer.Option(help="Key of the trace text.", show_default="trace, or solution (the shared sample)"),
+]
+
 GENERATE_FLAGS = (
     "teacher",
     "out",
@@ -51,10 +57,7 @@ def data_generate(settings: dict[str, Any]) -> None:
 @app.command("stats")
 def data_stats(
     file: Annotated[Path, typer.Argument(help="A file written by `pr1 data generate` (or any trace file).")],
-    trace_key: Annotated[
-        str | None,
-        typer.Option(help="Key of the trace text.", show_default="trace, or solution (the shared sample)"),
-    ] = None,
+    trace_key: TraceKey = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.", metavar="")] = False,
 ) -> None:
     """Acceptance rate, rejection reasons, blocks per trace, paths per block and lengths."""
@@ -109,10 +112,7 @@ def data_build(
     out: Annotated[Path | None, typer.Option(help="Folder for sft.jsonl and rl.jsonl.")] = None,
     sft_out: Annotated[Path | None, typer.Option(help="SFT file (prompt-completion chat rows).")] = None,
     rl_out: Annotated[Path | None, typer.Option(help="RL file (prompt + answer rows).")] = None,
-    trace_key: Annotated[
-        str | None,
-        typer.Option(help="Key of the trace text.", show_default="trace, or solution (the shared sample)"),
-    ] = None,
+    trace_key: TraceKey = None,
     prompt_file: Annotated[
         str | None, typer.Option(help="Instruction template with {problem} (default: pr1's parallel prompt).")
     ] = None,
