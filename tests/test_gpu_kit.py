@@ -225,9 +225,14 @@ def test_check_refuses_a_kit_that_differs_from_its_manifest(tmp_path):
 
 
 # -- with the package index ----------------------------------------------------------------------------------
-def _build(python: str, out: Path) -> dict:
+def _build(python: str, out: Path, data: Path) -> dict:
+    """`gpu-kit build` with the shared data as the kit's datasets (a session fixture runs before the autouse
+    one that sets PR1_DATA_DIR)."""
     proc = subprocess.run(
-        [sys.executable, GPU_KIT, "build", "--python", python, "--out", out], capture_output=True, text=True
+        [sys.executable, GPU_KIT, "build", "--python", python, "--out", out],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PR1_DATA_DIR": str(data)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "total: " in proc.stdout
@@ -235,10 +240,10 @@ def _build(python: str, out: Path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def kit(tmp_path_factory) -> Path:
+def kit(tmp_path_factory, shared_data) -> Path:
     """The kit for this Python, built once per session (pip's HTTP cache serves a rebuild)."""
     out = tmp_path_factory.mktemp("gpu-kit") / "kit"
-    _build(HERE, out)
+    _build(HERE, out, shared_data)
     return out
 
 
@@ -281,12 +286,12 @@ def test_build_makes_a_small_kit_of_what_the_target_lacks(kit):
 
 
 @pytest.mark.network
-def test_build_for_the_target_python(tmp_path):
+def test_build_for_the_target_python(tmp_path, shared_data):
     try:
         find_python("3.12")
     except KitError:
         pytest.skip("no Python 3.12 here to resolve for the target's Python")
-    manifest = _build("3.12", tmp_path / "kit")
+    manifest = _build("3.12", tmp_path / "kit", shared_data)
     _assert_kit(tmp_path / "kit", manifest)
     multiprocess = next(w for w in manifest["wheels"] if w["name"] == "multiprocess")
     assert "-py312-" in multiprocess["file"]  # markers and tags evaluated for 3.12, not for this Python

@@ -28,11 +28,6 @@ from gpukit.resolve import PLATFORMS, Resolved, download, required_by, resolve
 from gpukit.target import Target, read_target
 from gpukit.wheels import file_sha256, repack, verify_wheel
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 REPO = Path(__file__).resolve().parents[2]
 MANIFEST = "kit.json"
 MIB = 1 << 20
@@ -65,6 +60,15 @@ class BuildOptions:
 
 def pr1_requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
     """pr1's dependencies with the optional ones the GPU machine needs (the `unsloth` extra)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise KitError(
+                "gpu-kit build on Python 3.10 needs tomli to read pyproject.toml: pip install tomli"
+            ) from None
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     extras = project.get("optional-dependencies", {})
     return [*project["dependencies"], *(req for extra in EXTRAS for req in extras[extra])]

@@ -307,11 +307,10 @@ def _setup(run: Check, pending: list[str]) -> StepResult:
             "setup", "failed", seconds, f"{installed}; probe: {why}", {"environment": run.environment}
         )
     env = run.environment
-    parts = [installed, f"imports ok ({len(env['imports'])} modules)", *env.get("checks", [])]
-    if env.get("unsloth"):
-        parts.append(f"unsloth {env['unsloth']}")
-    if env.get("warnings"):
-        parts.append(f"{len(env['warnings'])} warning(s), see summary")
+    parts = [installed, f"imports ok ({len(env['imports'])} modules)"]
+    parts += [f"{len(env['warnings'])} warning(s) below"] if env.get("warnings") else []
+    parts += [f"unsloth {env['unsloth']} imports"] if env.get("unsloth") else []
+    parts += env.get("checks", [])
     return StepResult("setup", "passed", seconds, "; ".join(parts))
 
 
@@ -612,8 +611,11 @@ def summary(run: Check) -> list[str]:
             by_reason.setdefault(r.detail, []).append(r.name)
     for why, names in by_reason.items():
         lines.append(f"skipped: {', '.join(names)}: {why}")
-    for warning in env.get("warnings", [])[:5]:
+    warnings = env.get("warnings", [])
+    for warning in warnings[:5]:
         lines.append(f"warning: {_clip(warning, 160)}")
+    if len(warnings) > 5:
+        lines.append(f"… {len(warnings) - 5} more warnings in environment.json")
     files = [
         f
         for f in ("BENCH.md", "bench.jsonl", "pytest.xml", "check.log", "check.json", "environment.json")
