@@ -33,7 +33,16 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from gpukit import KitError  # noqa: E402  (scripts/ is not a package on the path)
 from gpukit.build import MIB, check_size, slim_bitsandbytes, slim_unsloth  # noqa: E402
-from gpukit.check import SHARES, STEP_FUNCTIONS, Check, CheckOptions, _compose_bench, read_kit  # noqa: E402
+from gpukit.check import (  # noqa: E402
+    SHARES,
+    STEP_FUNCTIONS,
+    Check,
+    CheckOptions,
+    StepResult,
+    _compose_bench,
+    exit_status,
+    read_kit,
+)
 from gpukit.resolve import find_python  # noqa: E402
 from gpukit.target import DEFAULT_TARGET, canonical, read_target  # noqa: E402
 from gpukit.wheels import record_hash, repack, verify_wheel  # noqa: E402
@@ -209,6 +218,13 @@ def test_a_benchmark_cut_short_keeps_what_it_measured(tmp_path):
         and "# pr1 bench\n" not in tables
     )
     assert len((tmp_path / "bench.jsonl").read_text().splitlines()) == 2  # copied as pr1 bench wrote it
+
+
+def test_exit_status_tells_a_failure_from_a_step_out_of_time():
+    skipped, passed = StepResult("bench", "skipped", detail="needs a CUDA GPU"), StepResult("setup", "passed")
+    assert exit_status([passed, skipped]) == 0
+    assert exit_status([passed, StepResult("bench", "out of time")]) == 3
+    assert exit_status([StepResult("setup", "failed"), StepResult("bench", "out of time")]) == 1
 
 
 def test_check_refuses_a_kit_that_differs_from_its_manifest(tmp_path):

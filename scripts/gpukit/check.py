@@ -234,8 +234,8 @@ def _run_steps(run: Check, steps: list[str]) -> None:
     setup = _setup(run, ["setup", *(s for s in steps if s not in reasons)])
     run.results.append(setup)
     run.save()
-    if setup.status == "failed":
-        reasons = {step: "the install or the imports failed (see setup)" for step in steps}
+    if not setup.figures.get("installed"):  # a failed probe leaves the steps to show what still works
+        reasons = {step: "the install failed (see setup)" for step in steps}
     pending = [s for s in steps if s not in reasons]
     for step in steps:
         if step in reasons:
@@ -287,9 +287,16 @@ def _setup(run: Check, pending: list[str]) -> StepResult:
     shutil.rmtree(source, ignore_errors=True)
     if status != 0:
         why = "over its time" if status is None else (tail[-1] if tail else f"exit status {status}")
-        return StepResult("setup", "failed", time.monotonic() - started, f"pip install: {why}")
+        return StepResult(
+            "setup",
+            "failed",
+            round(time.monotonic() - started, 1),
+            f"pip install: {why}",
+            {"installed": False},
+        )
     _point_env(run)
     probe_out = run.out / "environment.json"
+    probe_out.unlink(missing_ok=True)  # an earlier run's
     probe = Path(__file__).with_name("probe.py")
     left = budget - (time.monotonic() - started)
     status, tail = run.run([sys.executable, probe, run.kit / MANIFEST, run.site, probe_out], left)
@@ -303,15 +310,13 @@ def _setup(run: Check, pending: list[str]) -> StepResult:
             if status is None
             else "; ".join(run.environment.get("failures", [])) or (tail[-1:] or ["?"])[0]
         )
-        return StepResult(
-            "setup", "failed", seconds, f"{installed}; probe: {why}", {"environment": run.environment}
-        )
+        return StepResult("setup", "failed", seconds, f"{installed}; probe: {why}", {"installed": True})
     env = run.environment
     parts = [installed, f"imports ok ({len(env['imports'])} modules)"]
     parts += [f"{len(env['warnings'])} warning(s) below"] if env.get("warnings") else []
     parts += [f"unsloth {env['unsloth']} imports"] if env.get("unsloth") else []
     parts += env.get("checks", [])
-    return StepResult("setup", "passed", seconds, "; ".join(parts))
+    return StepResult("setup", "passed", seconds, "; ".join(parts), {"installed": True})
 
 
 def _pr1_source(folder: Path) -> Path:
