@@ -5,9 +5,8 @@ import json
 
 import pytest
 
-from pr1.backends import unsloth_available
+from pr1.backends import pick_backend, unsloth_available
 from pr1.models import save_model, tiny_model
-from pr1.rl.backends import resolve_backend
 from pr1.rl.config import resolve
 from pr1.rl.trainer import train
 from pr1.runs import read_metrics, read_run_info
@@ -42,7 +41,7 @@ def settings(tmp_path):
 
 @pytest.mark.skipif(not unsloth_available(), reason="Unsloth is not installed")
 def test_unsloth_backend_trains_with_pr1_rollouts(tmp_path, settings):
-    assert resolve_backend("auto", "causal") == "unsloth"
+    assert pick_backend("auto", "causal")[0] == "unsloth"
     out = tmp_path / "run"
     train(resolve({**settings, "backend": "unsloth"}), out)
     rows = read_metrics(out)

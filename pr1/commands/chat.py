@@ -13,12 +13,9 @@ from pr1.tui.chat_session import ChatSettings
 
 def load_adapter(model, adapter: Path):  # noqa: ANN001, ANN201 - transformers / peft models
     """Apply a peft adapter folder to `model` and merge it (faster generation, no peft at run time)."""
-    from peft import PeftModel
+    from pr1.models import merge_adapter
 
-    try:
-        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    except (OSError, ValueError, RuntimeError) as e:
-        raise Pr1Error(f"--adapter {adapter}: cannot be applied to this model ({e})") from None
+    return merge_adapter(model, adapter)
 
 
 def run_chat_command(
