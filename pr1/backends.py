@@ -3,6 +3,14 @@ and `unsloth` (CUDA only: Unsloth's FastLanguageModel, its fused kernels and the
 
 Unsloth's fused attention and GRPO loss take a 2D attention mask only, so the structured variant (4D
 path-window mask and multiverse positions) runs on `hf`, and `auto` picks `hf` for it.
+
+Unsloth patches transformers, trl and peft when it is imported, so it must be imported before them
+(`import_unsloth_first`), and the trainer classes a job subclasses are read from `trl` at run time
+(`with_base`). This module therefore imports no transformers, trl or peft at module level; `pr1.models`
+(which imports transformers) is imported inside the functions that need it.
+
+What trains, on either backend: LoRA on every linear layer of the decoder and the six tag rows of the input
+and output embeddings (`lora_config`, `unsloth_lora`).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import contextlib
 import importlib.util
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +30,30 @@ from pr1.runs import RUN_FILE, read_run_info
 
 # The decoder's linear layers, as Unsloth's get_peft_model names them (the hf path passes peft "all-linear").
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_CONFIG = "adapter_config.json"  # what makes a folder a peft adapter
+
+
+@dataclass
+class LoadedModel:
+    """The model a training job starts from."""
+
+    model: Any  # a PreTrainedModel, Unsloth's model, or a PeftModel when it has its adapter already
+    tokenizer: Any  # with the six tags
+    peft_config: Any  # a LoraConfig for the trainer to apply; None: the adapter is on, or full fine-tuning
+    base_model: str  # the base model's name or path (what `pr1 export` and later stages put the adapter on)
+    adapter: str | None = None  # the adapter folder the model started from, if any
+
+
+def import_unsloth_first() -> None:
+    """Import Unsloth before transformers / trl / peft are, so that its patches apply to them."""
+    import unsloth  # noqa: F401
+
+
+def with_base(mixin: type, base: type) -> type:
+    """The trainer class `mixin` + `base`: pr1's overrides (`mixin`) on top of a trainer class read at run
+    time (TRL's own, or the one Unsloth put into `trl` when it was imported first). `Pr1SFTMixin` gives
+    `Pr1SFTTrainer`."""
+    return type(mixin.__name__.removesuffix("Mixin") + "Trainer", (mixin, base), {})
 
 
 def unsloth_available() -> bool:
@@ -119,9 +151,18 @@ def load_unsloth(name: str, *, max_seq_length: int, quant: str, trust_remote_cod
 
 
 def unsloth_lora(
-    model: Any, *, r: int, alpha: float, dropout: float, seed: int, gradient_checkpointing: bool, **peft: Any
+    model: Any,
+    tokenizer: Any,
+    *,
+    r: int,
+    alpha: float,
+    dropout: float,
+    seed: int,
+    gradient_checkpointing: bool,
 ) -> Any:
-    """Unsloth's LoRA on every linear layer of the decoder (`peft`: more LoraConfig settings)."""
+    """Unsloth's LoRA on every linear layer of the decoder, and the six tag rows (Unsloth hands
+    `trainable_token_indices` through to peft's LoraConfig; the tag rows are initialised, piece means, so
+    Unsloth's untrained-token check leaves them alone)."""
     from unsloth import FastLanguageModel
 
     return FastLanguageModel.get_peft_model(
@@ -132,8 +173,38 @@ def unsloth_lora(
         target_modules=LORA_TARGETS,
         use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,
         random_state=seed,
-        **peft,
+        trainable_token_indices=tag_rows(model, tokenizer),
     )
+
+
+def lora_config(model: Any, tokenizer: Any, *, r: int, alpha: float, dropout: float) -> Any:
+    """The LoRA adapter the hf backend trains: every linear layer of the decoder (peft leaves the LM head out
+    of "all-linear") and the six tag rows of the embeddings."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules="all-linear",
+        trainable_token_indices=tag_rows(model, tokenizer),
+        task_type="CAUSAL_LM",
+    )
+
+
+def tag_rows(model: Any, tokenizer: Any) -> dict[str, list[int]]:
+    """peft's `trainable_token_indices`: the tag ids in the input embedding, and in the output embedding when
+    it is a separate matrix (for tied embeddings peft wraps the LM head with the same rows by itself). Only
+    those rows train, and only they are saved in the adapter (not two vocabulary-sized matrices)."""
+    from pr1.models import tag_token_ids
+
+    ids = list(tag_token_ids(tokenizer).values())
+    embed, head = model.get_input_embeddings(), model.get_output_embeddings()
+    names = {id(module): name.rsplit(".", 1)[-1] for name, module in model.named_modules()}
+    rows = {names[id(embed)]: ids}
+    if head is not None and head.weight is not embed.weight:
+        rows[names[id(head)]] = ids
+    return rows
 
 
 def run_folder_source(path: str) -> tuple[str, str | None] | None:

@@ -13,23 +13,23 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pr1.backends import run_base_model
+from pr1.backends import ADAPTER_CONFIG, run_base_model
+from pr1.checkpoints import COMPLETE_FILE, FINAL_DIR, latest_checkpoint
 from pr1.errors import Pr1Error
-from pr1.runs import latest_checkpoint, read_run_info
+from pr1.runs import read_run_info
 
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 EXPORT_INFO = "pr1_export.json"
-TRAINER_FILES = ("COMPLETE", "trainer_state.json")
+TRAINER_FILES = (COMPLETE_FILE, "trainer_state.json")
 
 
 def adapter_source(run_dir: str | Path) -> tuple[str, Path]:
     """(base model, adapter folder) of a run folder whose `final/` (or latest checkpoint) holds a peft adapter."""
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
-    adapter = run_dir / "final"
-    if not (adapter / ADAPTER_FILES[0]).is_file():
+    adapter = run_dir / FINAL_DIR
+    if not (adapter / ADAPTER_CONFIG).is_file():
         adapter = latest_checkpoint(run_dir)
-        if adapter is None or not (adapter / ADAPTER_FILES[0]).is_file():
+        if adapter is None or not (adapter / ADAPTER_CONFIG).is_file():
             raise Pr1Error(f"{run_dir}: no adapter yet (neither final/ nor a complete checkpoint holds one)")
     return run_base_model(run_dir, info, adapter), adapter
 
@@ -73,13 +73,9 @@ def export(
 
 
 def _merge(base: str, adapter: Path, out: Path, *, dtype: str, trust_remote_code: bool) -> None:
-    from peft import PeftModel
-    from transformers import AutoTokenizer
+    from pr1.models import load_model, save_model  # transformers and peft only for a merge
 
-    from pr1.models import load_model, save_model
-
-    model, _ = load_model(base, dtype=dtype, device="cpu", trust_remote_code=trust_remote_code)
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    # The adapter folder's tokenizer is the one training used (the tags, the pad token, the chat template).
-    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-    save_model(merged, tokenizer, out)
+    model, tokenizer = load_model(
+        base, dtype=dtype, device="cpu", trust_remote_code=trust_remote_code, adapter=adapter
+    )
+    save_model(model, tokenizer, out)

@@ -23,6 +23,7 @@ from transformers import (
     Qwen3Config,
 )
 
+from pr1.backends import ADAPTER_CONFIG
 from pr1.embedded import EMBEDDED_MODEL, cache_dir, embedded_gguf_path
 from pr1.errors import Pr1Error
 from pr1.format import TAGS
@@ -152,15 +153,25 @@ def load_model(
     trust_remote_code: bool = False,
     add_tags: bool = True,
     attn_implementation: str | None = None,
+    adapter: str | Path | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a causal LM (safetensors only) and its tokenizer, with the six tag tokens added unless add_tags=False.
+    """Load a causal LM (safetensors only) and its tokenizer, with the six tag tokens added unless
+    add_tags=False (always with an adapter: it was trained with them).
 
     `device=None` picks CUDA when available, else CPU. `dtype="auto"` is bfloat16 on a CUDA device that
     supports it, else float32.
+
+    `adapter`: a peft adapter folder (a pr1 run's `final/` or checkpoint, or any LoRA adapter of this model),
+    applied on the model with the tags and merged into its weights for decoding (no peft at run time). The
+    tokenizer is then the adapter folder's when it holds one, since that is the one training used (tags, pad
+    token, chat template); else the model's, with the tags. A folder that is no adapter of this model raises a
+    one-line Pr1Error naming it.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise Pr1Error(f"device {device} was asked for but CUDA is not available")
+    if adapter is not None and not (Path(adapter) / ADAPTER_CONFIG).is_file():
+        raise Pr1Error(f"adapter {adapter}: not a peft adapter folder (no {ADAPTER_CONFIG})")
     path = resolve_model_path(name_or_path)
     tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
@@ -175,9 +186,34 @@ def load_model(
     except (OSError, ValueError) as err:
         raise _load_error(path, err) from err
     model.to(device)
-    if add_tags:
+    if add_tags or adapter is not None:
         add_tag_tokens(model, tokenizer)
-    return model, tokenizer
+    if adapter is None:
+        return model, tokenizer
+    return merge_adapter(model, adapter, name_or_path), _adapter_tokenizer(Path(adapter), tokenizer)
+
+
+def merge_adapter(model: PreTrainedModel, adapter: str | Path, name: str = "this model") -> PreTrainedModel:
+    """`model` (`name`, for the error) with the peft adapter folder `adapter` applied and merged into its
+    weights; a one-line Pr1Error naming the folder when it cannot be."""
+    from peft import PeftModel  # peft only loads when an adapter is asked for
+
+    try:
+        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise Pr1Error(f"adapter {adapter}: cannot be applied to {name} ({reason})") from None
+
+
+def _adapter_tokenizer(adapter: Path, fallback: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """The adapter folder's tokenizer when it has one, else `fallback` (the model's, with the tags)."""
+    if not (adapter / "tokenizer_config.json").is_file():
+        return fallback
+    tokenizer = load_tokenizer(str(adapter))
+    missing = [tag for tag in TAGS if tag not in tokenizer.get_vocab()]
+    if missing:  # it would read the tags as plain text, which the model was not trained on
+        raise Pr1Error(f"adapter {adapter}: its tokenizer lacks the tag tokens {' '.join(missing)}")
+    return tokenizer
 
 
 def add_tag_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:

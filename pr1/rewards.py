@@ -11,9 +11,12 @@ rules of METHOD.md §1, or "reference", the reference code's more lenient checke
 
 TRL calls a reward function as `f(prompts=, completions=, completion_ids=, trainer_state=, **columns)`.
 TRL decodes completions with `skip_special_tokens=True`, which deletes the tags; pr1's rollout passes the
-tagged text in the extra column `tagged_text`, which these functions prefer when present. The training
-step is `trainer_state.global_step // updates_per_step + 1`, so the first step is 1; with several optimizer
-updates per generation round (`updates_per_step`, TRL's `steps_per_generation`), a step is one round.
+tagged text in the extra column `tagged_text`, which these functions prefer when present. pr1's trainer
+grades each completion once and hands the `pr1 score` records over in the column `SCORE_COLUMN`; a reward
+function given it reads the grade from there instead of grading again (a second math-verify call could time
+out where the first did not, and then the logged reward would not be the trained one). The training step is
+`rl_step(trainer_state.global_step, updates_per_step)`, so the first step is 1; with several optimizer updates
+per generation round (`updates_per_step`, TRL's `steps_per_generation`), a step is one round.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from pr1.format import FORMAT_RULES, PARALLEL_OPEN, validate
 from pr1.grading import grade
 
 REWARD_NAMES = ("accuracy", "tiered", "parallel-accuracy", "alternating", "scaffold")
+SCORE_COLUMN = "pr1_score"  # the trainer's `pr1 score` record of each completion, for the reward functions
+
+
+def rl_step(global_step: int, updates_per_step: int) -> int:
+    """The RL step (first = 1) of the generation round that runs when TRL has made `global_step` optimizer
+    steps: each round makes `updates_per_step` of them. Steps done so far: `rl_step(...) - 1`."""
+    return global_step // updates_per_step + 1
 
 
 def accuracy(correct: bool) -> float:
@@ -99,15 +109,13 @@ def _text(completion: Any) -> str:
     return str(completion)
 
 
-def _step(trainer_state: Any, updates_per_step: int = 1) -> int:
-    return int(getattr(trainer_state, "global_step", 0)) // updates_per_step + 1
-
-
 def make_reward_func(
     reward: str | Schedule, *, answer_key: str = "answer", updates_per_step: int = 1
 ) -> Callable[..., list[float]]:
     """A TRL-compatible reward function for `reward` (a name or a Schedule). `updates_per_step` optimizer
-    steps make one training step (rewards are computed at the start of each round)."""
+    steps make one training step (rewards are computed at the start of each round). With the column
+    `SCORE_COLUMN` (one `pr1 score` record per completion) it uses their grade and format check; without
+    it, it grades the tagged text (or the completions) itself."""
     schedule = reward if isinstance(reward, Schedule) else Schedule(reward)
 
     def reward_func(
@@ -116,11 +124,16 @@ def make_reward_func(
         tagged_text: Sequence[str] | None = None,
         **columns: Any,
     ) -> list[float]:
+        step = rl_step(int(getattr(trainer_state, "global_step", 0)), updates_per_step)
+        records = columns.get(SCORE_COLUMN)
+        if records is not None:
+            return [
+                score_reward(schedule, step, r["correct"], r["n_blocks"], r["format_valid"]) for r in records
+            ]
         texts = list(tagged_text) if tagged_text is not None else [_text(c) for c in completions]
         answers = columns.get(answer_key)
         if answers is None:
             raise KeyError(f"reward function needs the dataset column {answer_key!r}")
-        step = _step(trainer_state, updates_per_step)
         out = []
         for text, gold in zip(texts, answers, strict=True):
             out.append(

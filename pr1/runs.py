@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pr1.checkpoints import CHECKPOINTS_DIR
 from pr1.errors import Pr1Error
 from pr1.jsonl import JsonlWriter, read_jsonl, write_json_atomic
 
@@ -35,7 +36,6 @@ METRICS_FILE = "metrics.jsonl"
 ROLLOUTS_FILE = "rollouts.jsonl"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"  # an eval's figures
-CHECKPOINTS_DIR = "checkpoints"
 # api_key, hf_token, auth_token, secret, password ... but not max_tokens or api_key_env (a variable's name)
 SECRET_RE = re.compile(r"(api_?key$|(^|_)token$|secret|passw(or)?d|^authorization$)")
 
@@ -138,9 +138,6 @@ class Run:
         self.info.update(fields)
         write_json_atomic(self.path / RUN_FILE, self.info)
 
-    def checkpoint_dir(self, step: int) -> Path:
-        return self.path / CHECKPOINTS_DIR / f"step-{step:06d}"
-
     @contextmanager
     def recording(self) -> Iterator[Run]:
         """Mark the run `interrupted` (Ctrl-C) or `failed` (with the error's first line) if the block raises;
@@ -235,17 +232,6 @@ def read_run_info(path: str | Path) -> dict:
 def read_metrics(path: str | Path) -> list[dict]:
     f = Path(path) / METRICS_FILE
     return read_jsonl(f) if f.exists() else []
-
-
-def latest_checkpoint(path: str | Path) -> Path | None:
-    ckpts = sorted((Path(path) / CHECKPOINTS_DIR).glob("step-*"))
-    complete = [c for c in ckpts if (c / "COMPLETE").exists()]
-    return complete[-1] if complete else None
-
-
-def mark_checkpoint_complete(ckpt: Path, **state: Any) -> None:
-    """Written last, after every file of the checkpoint: a checkpoint without it is ignored on resume."""
-    write_json_atomic(ckpt / "COMPLETE", {"time": time.time(), **state})
 
 
 def peak_memory_gb() -> float:

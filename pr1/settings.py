@@ -274,7 +274,3 @@ def resolve(
         return cls(**values)
     except SettingError as e:
         raise Pr1Error(e.describe(spell)) from None
-
-
-def as_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)

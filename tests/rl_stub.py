@@ -1,11 +1,14 @@
 """A scripted rollout function for the `pr1 rl` trainer tests: completions are given texts (tags written as
 the special tokens), `<Path>` tokens are marked as runtime-inserted, and the "sampling" log-probs are the
 current policy's plain causal log-probs of those tokens. So the tests control rewards and masks exactly.
-`spy_rewards` records what the trainer hands its reward function."""
+`spy_rewards` records what the trainer hands its reward function; `with_new_adapter` is what `load_policy`
+makes of an in-memory model."""
 
 from __future__ import annotations
 
 import torch
+
+from pr1.backends import LoadedModel, lora_config
 
 
 class StubRollout:
@@ -66,3 +69,9 @@ def spy_rewards(trainer) -> list[dict]:
     spy.__name__ = original.__name__
     trainer.reward_funcs[0] = spy
     return calls
+
+
+def with_new_adapter(model, tokenizer, cfg) -> LoadedModel:
+    """`model` with the LoRA config (and tag rows) `pr1.rl.backends.load_policy` gives a base model."""
+    lora = lora_config(model, tokenizer, r=cfg.lora_r, alpha=cfg.lora_alpha, dropout=cfg.lora_dropout)
+    return LoadedModel(model, tokenizer, lora, "tiny")

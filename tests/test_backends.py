@@ -6,9 +6,8 @@ import pytest
 import torch
 from peft import get_peft_model
 
-from pr1.backends import generation_mode
+from pr1.backends import generation_mode, tag_rows
 from pr1.models import tiny_model
-from pr1.sft.backends import tag_rows
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen3"])  # tied and untied input/output embeddings

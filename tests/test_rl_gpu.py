@@ -3,8 +3,7 @@ backend's fused-LM-head scoring. Skipped without a GPU (no GPU was available whe
 
 import pytest
 
-from pr1.backends import unsloth_available
-from pr1.rl.backends import resolve_backend
+from pr1.backends import pick_backend, unsloth_available
 from pr1.rl.config import RLConfig
 from pr1.rl.trainer import train
 from pr1.runs import read_metrics, read_run_info
@@ -28,7 +27,7 @@ def settings(rl_files):
 
 @pytest.mark.skipif(not unsloth_available(), reason="Unsloth is not installed")
 def test_unsloth_backend_trains_with_pr1_rollouts(tmp_path, settings):
-    assert resolve_backend("auto", "causal") == "unsloth"
+    assert pick_backend("auto", "causal")[0] == "unsloth"
     out = tmp_path / "run"
     train(RLConfig(**{**settings, "backend": "unsloth"}), out)
     rows = read_metrics(out)

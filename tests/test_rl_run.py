@@ -5,10 +5,9 @@ import json
 
 import pytest
 import torch
-from rl_stub import spy_rewards
+from rl_stub import spy_rewards, with_new_adapter
 
 from pr1.models import EMBEDDED_MODEL, save_model, tiny_model
-from pr1.rl.backends import Policy, lora_config
 from pr1.rl.config import RLConfig
 from pr1.rl.rollout import EngineRollout, prompt_groups
 from pr1.rl.trainer import build_dataset, build_trainer, train
@@ -53,7 +52,7 @@ def test_forked_rollouts_reach_trl_with_inserted_tokens_masked(tmp_path, problem
     rollout = EngineRollout(cfg, tok, "hf", logits_processor=forced)
     trainer = build_trainer(
         cfg,
-        Policy(model, tok, lora_config(cfg), "tiny", None),
+        with_new_adapter(model, tok, cfg),
         build_dataset(cfg),
         backend="hf",
         output_dir=tmp_path / "o",
@@ -80,6 +79,28 @@ def test_forked_rollouts_reach_trl_with_inserted_tokens_masked(tmp_path, problem
         assert (loss_mask[k, len(t.completion_ids) :] == 0).all()
     stats = trainer.pr1_recorder.round
     assert all(r["n_blocks"] >= 1 for r in stats.records) and stats.logprob_gap_max > 0
+
+
+def test_logprob_gap_counts_sampled_tokens_only_whatever_the_loss_mask(tmp_path, problems):
+    """`--train-inserted` trains on the inserted tokens (whose sampling log-prob is a placeholder 0): the gap
+    of the same trajectories is the same with it and without it."""
+    gaps = {}
+    for mask_inserted in (True, False):
+        model, tok = tiny_model("llama")
+        settings = {"model": "tiny", **problems, "batch": 1, "group": 2, "max_tokens": 40, "lora_r": 4}
+        cfg = RLConfig(**{**settings, "mask_inserted": mask_inserted})
+        forced = ForcedSchedule.for_tokenizer(tok, fork_after=3, path_tokens=[4, 6], summary_tokens=3)
+        rollout = EngineRollout(cfg, tok, "hf", logits_processor=forced)
+        policy = with_new_adapter(model, tok, cfg)
+        trainer = build_trainer(
+            cfg, policy, build_dataset(cfg), backend="hf", output_dir=tmp_path / "o", rollout_func=rollout
+        )
+        trainer.model.train()
+        out = trainer._generate_and_score_completions([dict(trainer.train_dataset[0]) for _ in range(2)])
+        assert bool((out["tool_mask"] == 0).any()) is mask_inserted  # the loss masks do differ
+        stats = trainer.pr1_recorder.round
+        gaps[mask_inserted] = (stats.logprob_gap_mean, stats.logprob_gap_max)
+    assert gaps[False] == pytest.approx(gaps[True], abs=1e-6)
 
 
 @pytest.mark.slow

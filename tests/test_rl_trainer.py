@@ -2,14 +2,14 @@
 the rewards, the trainer state drives the reward phase, inserted tokens get zero loss weight, structured
 scoring, the log-prob gap, and a 20-step run whose metrics switch phase at steps 9, 10, 19, 20."""
 
+import dataclasses
 import json
 
 import pytest
 import torch
-from rl_stub import StubRollout, spy_rewards
+from rl_stub import StubRollout, spy_rewards, with_new_adapter
 
 from pr1.models import save_model, tiny_model
-from pr1.rl.backends import Policy, lora_config
 from pr1.rl.config import RLConfig
 from pr1.rl.trainer import build_dataset, build_trainer, score_completions, train
 from pr1.runs import read_metrics, read_run_info
@@ -72,7 +72,7 @@ def make_trainer(tmp_path, data, texts, **settings):
             **settings,
         }
     )
-    policy = Policy(model, tok, lora_config(cfg), "tiny", None)
+    policy = with_new_adapter(model, tok, cfg)
     rollout = StubRollout(tok, texts)
     trainer = build_trainer(
         cfg, policy, build_dataset(cfg), backend="hf", output_dir=tmp_path / "ckpt", rollout_func=rollout
@@ -109,6 +109,38 @@ def test_trainer_state_drives_the_reward_phase(tmp_path, data):
     assert phases[1][1] == [1.0, 1.0] and phases[1][2] == [0.0, 0.0]  # both correct: no signal
     assert phases[9][1] == [1.2, 1.0]  # tiered pays the parallel answer more
     assert phases[9][2][0] == pytest.approx(0.1 / (0.1 * 2**0.5 + 1e-4), rel=1e-4)  # (r - mean) / (std + eps)
+
+
+def test_each_completion_is_graded_once_and_trained_on_the_logged_reward(tmp_path, data, monkeypatch):
+    """The trainer's records and the reward function share one grading: a grader whose verdict flips at each
+    call (a math-verify timeout in one of two calls) cannot make the trained reward differ from the logged."""
+    import pr1.grading
+    import pr1.rewards
+    import pr1.score
+
+    trainer, _ = make_trainer(tmp_path, data, [SEQ_OK, SEQ_OK])
+    calls = []
+
+    def flipping(text, gold):
+        calls.append(text)
+        verdict = pr1.grading.grade(text, gold)
+        return dataclasses.replace(verdict, correct=verdict.correct and len(calls) % 2 == 1)
+
+    for module in (pr1.score, pr1.rewards):
+        monkeypatch.setattr(module, "grade", flipping)
+    trained = []
+    reward_func = trainer.reward_funcs[0]
+
+    def recording(**kwargs):
+        trained.extend(reward_func(**kwargs))
+        return trained[-len(kwargs["completions"]) :]
+
+    recording.__name__ = reward_func.__name__
+    trainer.reward_funcs[0] = recording
+    trainer._generate_and_score_completions(generation_batch(trainer))
+    assert calls == [SEQ_OK, SEQ_OK]  # one grading per completion
+    logged = [r["reward"] for r in trainer.pr1_recorder.round.records]
+    assert trained == logged == [1.0, -1.0]
 
 
 def test_inserted_tokens_get_zero_loss_weight(tmp_path, data):
@@ -174,6 +206,24 @@ def test_scoring_in_trls_layout_matches_a_direct_forward(tiny, structured):
         )
         assert not torch.allclose(causal[0], logps[0], atol=1e-4)
         assert torch.allclose(causal[1], logps[1], atol=1e-5)  # no block: identical
+
+
+def test_the_fused_lm_head_is_not_used_when_the_tag_rows_train(monkeypatch):
+    """TRL's fused LM head reads `lm_head.bias`, which peft's trainable-token wrapper (the tag rows, trained
+    in RL as in SFT) does not expose: with it, pr1's own scoring pass must be chosen, even on CUDA."""
+    from peft import get_peft_model
+    from trl.trainer import utils
+
+    from pr1.backends import lora_config
+    from pr1.rl.trainer import fused_head_available
+
+    monkeypatch.setattr(utils, "_ChunkedLogProbFunction", object())  # as on CUDA, where Triton is
+    cuda = torch.device("cuda")
+    for arch in ("llama", "qwen3"):  # tied and untied embeddings
+        model, tok = tiny_model(arch)
+        assert fused_head_available(model, cuda) and not fused_head_available(model, torch.device("cpu"))
+        tagged = get_peft_model(model, lora_config(model, tok, r=4, alpha=8, dropout=0.0))
+        assert not fused_head_available(tagged, cuda)
 
 
 @pytest.mark.parametrize(("variant", "gap"), [("causal", False), ("structured", True)])

@@ -4,7 +4,7 @@ import pytest
 
 from pr1.errors import Pr1Error
 from pr1.jsonl import JsonlTail, JsonlWriter, iter_jsonl, write_json_atomic
-from pr1.runs import Run, latest_checkpoint, mark_checkpoint_complete, read_metrics, read_run_info, redact
+from pr1.runs import Run, read_metrics, read_run_info, redact
 
 
 def test_run_folder_layout_and_streams(tmp_path):
@@ -34,16 +34,6 @@ def test_existing_run_needs_resume(tmp_path):
         Run.create(tmp_path, "rl", {}, resume=True)
     run = Run.create(tmp_path, "sft", {}, resume=True)
     assert run.info["status"] == "running" and len(run.info["resumed_at"]) == 1
-
-
-def test_checkpoints_count_only_when_complete(tmp_path):
-    run = Run.create(tmp_path, "sft", {})
-    assert latest_checkpoint(tmp_path) is None
-    c1, c2 = run.checkpoint_dir(10), run.checkpoint_dir(20)
-    c1.mkdir(parents=True)
-    c2.mkdir(parents=True)
-    mark_checkpoint_complete(c1, step=10)
-    assert latest_checkpoint(tmp_path) == c1  # step 20 was interrupted before it completed
 
 
 def test_writer_repairs_a_partial_last_line(tmp_path):

@@ -10,13 +10,14 @@ from safetensors.torch import load_file
 from sft_tiny import model_dir, resolve_config, tiny_config, write_problems, write_sft_rows
 from typer.testing import CliRunner
 
-import pr1.sft.train as train_mod
+import pr1.sft.trainer as trainer_mod
+from pr1.checkpoints import latest_checkpoint
 from pr1.cli import app
 from pr1.datasets import load_problems
 from pr1.errors import Pr1Error
 from pr1.models import load_model, tag_token_ids
 from pr1.prompts import PARALLEL_TEMPLATE
-from pr1.runs import latest_checkpoint, read_metrics, read_run_info
+from pr1.runs import read_metrics, read_run_info
 from pr1.sft.data import IGNORE
 from pr1.sft.format_check import format_check
 from pr1.sft.train import train
@@ -120,13 +121,13 @@ def test_the_run_folder_streams(trained):
 def _recording(monkeypatch):
     """Record the input_ids of every micro-batch the trainer computes a loss on (what is actually trained)."""
     seen = []
-    real = train_mod.count_tokens
+    real = trainer_mod.count_tokens
 
     def count(inputs):
         seen.append(inputs)
         return real(inputs)
 
-    monkeypatch.setattr(train_mod, "count_tokens", count)
+    monkeypatch.setattr(trainer_mod, "count_tokens", count)
     return seen
 
 
@@ -160,19 +161,13 @@ def test_resume_continues_without_repeating_data(files, run_of, monkeypatch):
 
     # killed after step 2: the interrupted step is saved, the run says so, resume finishes it
     seen.clear()
-    real_callback = train_mod.make_callback
 
-    def interrupting(run):
-        cb = real_callback(run)
-
-        def on_step_end(args, state, control, **kwargs):
-            if state.global_step == 2 and read_run_info(run.path).get("resumed_at") is None:
+    class Interrupting(trainer_mod.RunLogger):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2 and read_run_info(self.run.path).get("resumed_at") is None:
                 raise KeyboardInterrupt
 
-        cb.on_step_end = on_step_end
-        return cb
-
-    monkeypatch.setattr(train_mod, "make_callback", interrupting)
+    monkeypatch.setattr(trainer_mod, "RunLogger", Interrupting)
     out = files["root"] / "killed"
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(model, files["data"], save_every=100), out)

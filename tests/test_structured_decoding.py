@@ -222,8 +222,9 @@ def test_rl_structured_variant_samples_in_structured_mode():
 def test_rl_logprob_gap_of_structured_training(tmp_path, mode, on_policy):
     """The trainer's own diagnostic under `--variant structured`: ~0 with the default (structured) sampling,
     clearly non-zero with fork sampling."""
+    from rl_stub import with_new_adapter
+
     from pr1.models import tiny_model
-    from pr1.rl.backends import Policy, lora_config
     from pr1.rl.rollout import EngineRollout
     from pr1.rl.trainer import build_dataset, build_trainer
 
@@ -237,7 +238,7 @@ def test_rl_logprob_gap_of_structured_training(tmp_path, mode, on_policy):
     model, tok = tiny_model("llama")
     forced = ForcedSchedule.for_tokenizer(tok, fork_after=3, path_tokens=[4, 6], summary_tokens=3)
     rollout = EngineRollout(cfg, tok, "hf", logits_processor=forced)
-    policy = Policy(model, tok, lora_config(cfg), "tiny", None)
+    policy = with_new_adapter(model, tok, cfg)
     trainer = build_trainer(cfg, policy, build_dataset(cfg), backend="hf", output_dir=tmp_path / "o",
                             rollout_func=rollout)  # fmt: skip
     trainer.model.train()

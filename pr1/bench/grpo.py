@@ -32,15 +32,15 @@ SETTINGS = {
 
 def child(backend: str, out: Path, settings: dict[str, Any]) -> None:
     """Runs in the benchmark's child process: `pr1 rl` with forced trajectory shapes."""
-    from pr1.models import load_tokenizer
-    from pr1.rl.backends import resolve_backend
-    from pr1.rl.config import RLConfig
-    from pr1.rollout import ForcedSchedule
+    from pr1.backends import import_unsloth_first, pick_backend
 
-    if resolve_backend(backend, "causal") == "unsloth":
-        import unsloth  # noqa: F401  (before transformers / trl / peft, so that its patches apply to them)
+    if pick_backend(backend, "causal")[0] == "unsloth":
+        import_unsloth_first()
+    from pr1.models import load_tokenizer
+    from pr1.rl.config import RLConfig
     from pr1.rl.rollout import EngineRollout
     from pr1.rl.trainer import train
+    from pr1.rollout import ForcedSchedule
 
     s = settings
     cfg = RLConfig(

@@ -68,7 +68,7 @@ def rollout_benchmark(
 
     def engine(mode: str, batch_size: int) -> RolloutEngine:
         config = RolloutConfig(
-            mode=mode, max_tokens=max_tokens, seed=0, batch_size=batch_size, compile=compile
+            mode=mode, max_tokens=max_tokens, seed=0, rollout_batch=batch_size, compile=compile
         )
         return RolloutEngine(model, tokenizer, config)
 
@@ -182,7 +182,7 @@ def structured_benchmark(
 
     def timed(mode: str, **forced: object) -> tuple[float, int, int]:
         config = RolloutConfig(mode=mode, num_paths=paths, max_blocks=blocks, max_tokens=total, seed=0,
-                               max_path_tokens=path_tokens + 1, batch_size=1)  # fmt: skip
+                               max_path_tokens=path_tokens + 1, rollout_batch=1)  # fmt: skip
         eng = RolloutEngine(model, tokenizer, config)
         schedule = ForcedSchedule.for_tokenizer(tokenizer, eos=eng.eos_ids, **forced)  # type: ignore[arg-type]
         best = float("inf")

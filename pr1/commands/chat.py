@@ -20,12 +20,9 @@ FLAGS = ("mode", "temperature", "top_p", "max_tokens", "num_paths", "seed")
 
 def load_adapter(model, adapter: Path):  # noqa: ANN001, ANN201 - transformers / peft models
     """Apply a peft adapter folder to `model` and merge it (faster generation, no peft at run time)."""
-    from peft import PeftModel
+    from pr1.models import merge_adapter
 
-    try:
-        return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    except (OSError, ValueError, RuntimeError) as e:
-        raise Pr1Error(f"--adapter {adapter}: cannot be applied to this model ({e})") from None
+    return merge_adapter(model, adapter)
 
 
 @with_settings(ChatSettings, FLAGS)

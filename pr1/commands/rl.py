@@ -61,10 +61,10 @@ def rl(
         raise Pr1Error("--out RUN_DIR is required (the run folder to write)")
     saved = saved_settings(out, "rl", resume=resume)
     cfg = resolve(RLConfig, settings, config or [], saved=saved, may_change=MAY_CHANGE_ON_RESUME, flags=FLAGS)
-    from pr1.backends import pick_backend
+    from pr1.backends import import_unsloth_first, pick_backend
 
     if pick_backend(cfg.backend, cfg.variant)[0] == "unsloth":
-        import unsloth  # noqa: F401  (before transformers / trl / peft, so that its patches apply to them)
+        import_unsloth_first()
     from pr1.rl.trainer import train
 
     summary = run_job(out, lambda: train(cfg, out, resume=resume), tui=tui)

@@ -139,15 +139,7 @@ def run_eval(cfg: EvalConfig, *, flags: Collection[str] = ()) -> dict[str, dict]
 def _load(cfg: EvalConfig):  # noqa: ANN202
     from pr1.models import load_model
 
-    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype)
-    if cfg.adapter:
-        from peft import PeftModel
-
-        try:
-            model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
-        except (OSError, ValueError) as e:
-            raise Pr1Error(f"--adapter {cfg.adapter}: cannot load a PEFT adapter from it ({e})") from None
-    return model, tokenizer
+    return load_model(cfg.model, dtype=cfg.dtype, adapter=cfg.adapter or None)
 
 
 def _existing_rows(out: Path) -> dict[str, list[dict]]:

@@ -1,16 +1,16 @@
 """Run-folder output of `pr1 rl`: one metrics row per RL step, sample rollouts, checkpoints, evaluations.
 
 An RL step is one generation round (first = 1) followed by `updates_per_step` optimizer steps, so TRL's
-global step g (optimizer steps done) belongs to RL step g // updates_per_step + 1 while it is generating,
-and RL step s is complete when the global step reaches s * updates_per_step. The trainer (pr1.rl.trainer)
-fills a `RoundStats` while it generates and scores; `RunCallback` adds the optimizer figures TRL logs after
-each update and writes the row once the step's last update is done, before the checkpoint of that step.
+global step g (optimizer steps done) belongs to RL step `pr1.rewards.rl_step(g, updates_per_step)` while it
+is generating, and RL step s is complete when the global step reaches s * updates_per_step. The trainer
+(pr1.rl.trainer) fills a `RoundStats` while it generates and scores; `RunCallback` adds the optimizer
+figures TRL logs after each update and writes the row once the step's last update is done, before the
+checkpoint of that step.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 import statistics
 import time
 from collections import defaultdict
@@ -22,7 +22,9 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from transformers import TrainerCallback
 
-from pr1.runs import Run, mark_checkpoint_complete, peak_memory_gb
+from pr1 import checkpoints
+from pr1.rewards import rl_step
+from pr1.runs import Run, peak_memory_gb
 from pr1.score import SCORE_KEYS
 
 BASE_REWARDS = ("accuracy", "tiered", "parallel-accuracy")
@@ -110,8 +112,8 @@ ROLLOUT_KEYS = (
 
 
 class RunCallback(TrainerCallback):
-    """Writes metrics.jsonl / rollouts.jsonl / events.jsonl rows and renames HF checkpoints into
-    `checkpoints/step-NNNNNN/` (marked COMPLETE), on the main process only."""
+    """Writes metrics.jsonl / rollouts.jsonl / events.jsonl rows and adopts HF checkpoints as
+    `checkpoints/step-NNNNNN/` (pr1.checkpoints), on the main process only."""
 
     def __init__(
         self,
@@ -140,7 +142,7 @@ class RunCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
         if self.run is None:
             return
-        done = state.global_step // self.ups
+        done = rl_step(state.global_step, self.ups) - 1
         self.progress = Progress(
             TextColumn("[bold]rl"),
             BarColumn(),
@@ -209,15 +211,11 @@ class RunCallback(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
         if self.run is None or state.global_step % self.ups:
             return
-        step = state.global_step // self.ups
-        source = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        target = self.run.checkpoint_dir(step)
-        if not source.is_dir():
+        step = rl_step(state.global_step, self.ups) - 1  # the step whose last update was just made
+        written = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        target = checkpoints.adopt(written, self.run.path, step, global_step=state.global_step)
+        if target is None:
             return
-        if target.exists():
-            shutil.rmtree(target)
-        source.rename(target)
-        mark_checkpoint_complete(target, step=step, global_step=state.global_step)
         self.run.event("checkpoint", step=step, path=str(target))
         if self._eval_due(state.global_step):
             self._evaluate(step, target)

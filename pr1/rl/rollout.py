@@ -12,7 +12,9 @@ sample with the trainer's current policy (unwrapped, adapters active, eval mode,
                                tokens get zero loss weight (all ones when `mask_inserted` is off).
   tagged_text                  the completion with its tags written literally (TRL's own decoding drops
                                special tokens, hence the tags); reward functions read it
-  rollout                      per-trajectory lengths and positions for the run folder's metrics
+  rollout                      per trajectory: lengths and positions for the run folder's metrics, and
+                               `inserted` (True where the runtime inserted the token), which the
+                               trainer's log-prob gap reads whatever `env_mask` says
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pr1.rl.backends import generation_mode
+from pr1.backends import generation_mode
+from pr1.rewards import rl_step
 from pr1.rl.config import RLConfig
+from pr1.rollout import RolloutConfig, RolloutEngine
 
 
 def engine_config(cfg: RLConfig) -> Any:
     """The engine's settings: the rollout fields of the same name, and `rollout_batch` trajectories at once."""
-    from pr1.rollout import RolloutConfig
-
     return RolloutConfig.of(cfg)
 
 
@@ -60,11 +62,9 @@ class EngineRollout:
         self.engine: Any = None  # kept across steps: its decoding buffers are reused
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, list]:
-        from trl.models import unwrap_model_for_generation
+        from trl.models import unwrap_model_for_generation  # trl after Unsloth (pr1.backends)
 
-        from pr1.rollout import RolloutEngine
-
-        step = trainer.state.global_step // self.updates_per_step + 1
+        step = rl_step(trainer.state.global_step, self.updates_per_step)
         seed = (self.config.seed or 0) * 1_000_003 + step * 1_009 + trainer.accelerator.process_index
         distinct, n = prompt_groups(prompts)
         with (
@@ -73,7 +73,7 @@ class EngineRollout:
                 trainer.accelerator,
                 gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
             ) as model,
-            generation_mode(self.backend, model),
+            generation_mode(model, self.backend),
         ):
             if self.engine is None or self.engine.model is not model:
                 self.engine = RolloutEngine(model, self.tokenizer, self.config)
@@ -94,6 +94,7 @@ class EngineRollout:
                     "parallel_positions": list(t.parallel_positions),
                     "truncated": t.truncated,
                     "sample": t.sample_index,
+                    "inserted": list(t.inserted),
                 }
                 for t in trajectories
             ],

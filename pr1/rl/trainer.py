@@ -4,13 +4,17 @@ TRL does the optimisation (token-level "dapo" loss, two-sided clipping, beta=0, 
 advantages). `Pr1GRPOMixin` overrides four methods of TRL's trainer, each for one reason:
 
   _generate                           times the rollout (metrics `time_rollout`, `tokens_per_s`)
-  _calculate_rewards                  scores every completion for the metrics and sample rollouts
-  _generate_and_score_completions     measures |sampling - training log-prob| (`logprob_gap_*`)
+  _calculate_rewards                  scores every completion once (`pr1.score.score_completion`): the
+                                      reward functions read the records, the metrics and sample rollouts
+                                      keep them
+  _generate_and_score_completions     measures |sampling - training log-prob| over the sampled tokens
+                                      (`logprob_gap_*`)
   _get_per_token_logps_and_entropies  the structured variant's scoring (path-window mask and multiverse
                                       positions of pr1.structured; TRL passes a 2D mask), and plain causal
-                                      scoring where TRL's fused LM head has no kernel (off CUDA)
+                                      scoring where TRL's fused LM head cannot run (off CUDA, or with the
+                                      tag rows training)
 
-The mixin sits on top of TRL's GRPOTrainer or of the one Unsloth patches into TRL (see backends.py).
+The mixin sits on top of TRL's GRPOTrainer or of the one Unsloth patches into TRL (`pr1.backends.with_base`).
 """
 
 from __future__ import annotations
@@ -18,18 +22,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from transformers.trainer_callback import PrinterCallback
 
+from pr1 import checkpoints
+from pr1.backends import ADAPTER_CONFIG, LoadedModel, pick_backend, run_folder_source, with_base
+from pr1.datasets import load_problems
 from pr1.errors import Pr1Error
-from pr1.rewards import make_reward_func, reward_value
+from pr1.eval import EvalConfig, run_eval
+from pr1.eval.metrics import flat_metrics
+from pr1.prompts import build_messages, load_template
+from pr1.rewards import SCORE_COLUMN, make_reward_func, reward_value, rl_step
+from pr1.rl.backends import load_policy, trl_classes
 from pr1.rl.callbacks import BASE_REWARDS, RoundStats, RunCallback, StepRecorder
 from pr1.rl.config import RLConfig
+from pr1.rl.rollout import EngineRollout
+from pr1.rollout.config import RolloutConfig
+from pr1.runs import Run, read_metrics, redact
 from pr1.score import score_completion
 from pr1.structured import TagIds, batch_inputs
 
@@ -42,32 +58,33 @@ class Pr1GRPOMixin:
     pr1_tags: TagIds
     pr1_scoring: str | None = None  # "structured" | "causal": pr1's scoring pass; None: the base class's
 
-    def _pr1_step(self) -> int:
-        return self.state.global_step // self.pr1_config.updates_per_step + 1
-
     def _generate(self, prompts: list):
+        """TRL's (which calls the rollout function), timed: `time_rollout`, `tokens_per_s`."""
         start = time.perf_counter()
         out = super()._generate(prompts)
         self.pr1_recorder.time_rollout = time.perf_counter() - start
         return out
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """Grades and validates each completion once, before TRL calls the reward functions: they get the
+        records in the column `SCORE_COLUMN` (a second grading could time out where this one did not, and
+        the trained reward would then differ from the logged one)."""
         start = time.perf_counter()
+        if self.rollout_func is not None and "tagged_text" not in inputs[0]:
+            raise Pr1Error(
+                "the rewards did not receive the rollout's tagged text: this GRPO trainer ignored pr1's "
+                "rollout function (an Unsloth or TRL version without rollout_func?); use --backend hf"
+            )
+        step = rl_step(self.state.global_step, self.pr1_config.updates_per_step)
+        schedule = self.pr1_config.schedule()
+        records = [
+            self._pr1_record(inp, c, ids, schedule, step)
+            for inp, c, ids in zip(inputs, completions, completion_ids_list, strict=True)
+        ]
+        for inp, record in zip(inputs, records, strict=True):
+            inp[SCORE_COLUMN] = record
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         if self.model.training:
-            if self.rollout_func is not None and "tagged_text" not in inputs[0]:
-                raise Pr1Error(
-                    "the rewards did not receive the rollout's tagged text: this GRPO trainer ignored pr1's "
-                    "rollout function (an Unsloth or TRL version without rollout_func?); use --backend hf"
-                )
-            step = self._pr1_step()
-            schedule = self.pr1_config.schedule()
-            records = [
-                self._pr1_record(inp, c, ids, schedule, step)
-                for inp, c, ids in zip(inputs, completions, completion_ids_list, strict=True)
-            ]
-            from accelerate.utils import gather_object
-
             self.pr1_recorder.round = RoundStats(
                 step=step,
                 phase=schedule.active(step),
@@ -103,6 +120,9 @@ class Pr1GRPOMixin:
         }
 
     def _generate_and_score_completions(self, inputs):
+        """TRL's, then the log-prob gap between the engine's sampling log-probs and the trainer's over the
+        tokens the model sampled: the rollout's own `inserted` flags mark the others, whatever the loss mask
+        says (`--train-inserted` trains on inserted tokens, whose sampling log-prob is a placeholder 0)."""
         out = super()._generate_and_score_completions(inputs)
         stats = self.pr1_recorder.round
         sampling = out.get("sampling_per_token_logps")
@@ -117,9 +137,7 @@ class Pr1GRPOMixin:
                         out["completion_ids"].size(1),
                         batch_size=self.args.per_device_train_batch_size,
                     )
-            mask = out["completion_mask"].bool()
-            if "tool_mask" in out:
-                mask &= out["tool_mask"].bool()
+            mask = _sampled_mask(inputs, out)
             gap = (old.float() - sampling.float()).abs()[mask]
             local = torch.stack(
                 [
@@ -137,6 +155,8 @@ class Pr1GRPOMixin:
     def _get_per_token_logps_and_entropies(
         self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
     ):
+        """pr1's scoring pass (`score_completions`) when `pr1_scoring` is set: the structured variant's mask
+        and positions (TRL passes a 2D mask), or plain causal scoring where TRL's fused LM head cannot run."""
         if self.pr1_scoring is None:
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
@@ -158,11 +178,32 @@ class Pr1GRPOMixin:
         )
 
 
-def fused_head_available(device: torch.device) -> bool:
-    """TRL's fused LM head needs its Triton kernel, which exists on CUDA only."""
-    from trl.trainer import utils
+def _sampled_mask(inputs: list[dict], out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[B, C] bool: the completion tokens the model sampled, from the trajectories' `inserted` flags (the
+    `rollout` column of pr1's rollout function); without them, the loss mask (completion_mask * tool_mask)."""
+    mask = out["completion_mask"].bool()
+    flags = [(inp.get("rollout") or {}).get("inserted") for inp in inputs]
+    if all(f is not None for f in flags):
+        for k, inserted in enumerate(flags):
+            mask[k, : len(inserted)] &= ~torch.tensor(inserted, dtype=torch.bool, device=mask.device)
+    elif "tool_mask" in out:
+        mask &= out["tool_mask"].bool()
+    return mask
 
-    return device.type == "cuda" and getattr(utils, "_ChunkedLogProbFunction", None) is not None
+
+def fused_head_available(model: Any, device: torch.device) -> bool:
+    """Whether TRL's fused LM head can score `model`: it needs its Triton kernel, which exists on CUDA only,
+    and reads the LM head's `weight` and `bias`, which peft's trainable-token wrapper (the tag rows, when they
+    train) does not expose (no `bias`)."""
+    from trl.trainer import utils  # trl after Unsloth (pr1.backends)
+
+    if device.type != "cuda" or getattr(utils, "_ChunkedLogProbFunction", None) is None:
+        return False
+    try:
+        model.get_output_embeddings().bias  # noqa: B018  (peft's wrapper raises AttributeError)
+    except AttributeError:
+        return False
+    return True
 
 
 def score_completions(
@@ -183,12 +224,12 @@ def score_completions(
     ([B, logits_to_keep]; prompts left-padded, completions right-padded), from a forward pass over inputs
     built by `pr1.structured.batch_inputs`: the path-window mask and multiverse positions when `structured`,
     else plain causal attention. Uses the fused LM head TRL installs on the model where its kernel runs
-    (CUDA), else full logits."""
+    (CUDA, LM head without trainable tag rows), else full logits."""
     P = input_ids.size(1) - logits_to_keep
     prompt_lens = attention_mask[:, :P].sum(1).tolist()
     completion_lens = attention_mask[:, P:].sum(1).tolist()
     dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
-    fused = fused_head_available(input_ids.device)
+    fused = fused_head_available(model, input_ids.device)
     steps = torch.arange(logits_to_keep, device=input_ids.device)
     logps_out, entropy_out = [], []
     for start in range(0, input_ids.size(0), batch_size):
@@ -218,11 +259,6 @@ def score_completions(
         if compute_entropy:
             entropy_out.append(entropy.gather(1, index) * valid)
     return torch.cat(logps_out), torch.cat(entropy_out) if compute_entropy else None, None
-
-
-def trainer_class(base: type) -> type:
-    """`base` (TRL's or Unsloth's GRPOTrainer) with pr1's overrides."""
-    return type("Pr1GRPOTrainer", (Pr1GRPOMixin, base), {})
 
 
 def batch_layout(cfg: RLConfig, num_processes: int) -> tuple[int, int]:
@@ -287,10 +323,7 @@ def grpo_args(cfg: RLConfig, config_class: type, output_dir: Path, num_processes
 
 def build_dataset(cfg: RLConfig) -> Any:
     """Rows {prompt (chat messages), answer, problem, id} of the training problems."""
-    from datasets import Dataset
-
-    from pr1.datasets import load_problems
-    from pr1.prompts import build_messages, load_template
+    from datasets import Dataset  # `datasets` loads only for a training run
 
     template = load_template(cfg.prompt_file)
     rows = load_problems(cfg.data, limit=cfg.limit)
@@ -311,7 +344,7 @@ def build_dataset(cfg: RLConfig) -> Any:
 
 def build_trainer(
     cfg: RLConfig,
-    policy: Any,
+    policy: LoadedModel,
     dataset: Any,
     *,
     backend: str,
@@ -321,16 +354,11 @@ def build_trainer(
     rollout_func: Callable | None = None,
 ) -> Any:
     """A ready GRPOTrainer (TRL's or Unsloth's, with pr1's overrides) for `cfg`."""
-    from accelerate import PartialState
-    from transformers.trainer_callback import PrinterCallback
-
-    from pr1.rl.backends import trl_classes
-
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in TRL
     base, config_class = trl_classes(backend)
     args = grpo_args(cfg, config_class, output_dir, PartialState().num_processes)
     reward = make_reward_func(cfg.schedule(), updates_per_step=cfg.updates_per_step)
-    trainer = trainer_class(base)(
+    trainer = with_base(Pr1GRPOMixin, base)(
         model=policy.model,
         reward_funcs=[reward],
         args=args,
@@ -346,8 +374,8 @@ def build_trainer(
     trainer.pr1_tags = TagIds.from_tokenizer(policy.tokenizer)
     if cfg.variant == "structured":
         trainer.pr1_scoring = "structured"
-    elif backend == "hf" and not fused_head_available(trainer.accelerator.device):
-        trainer.pr1_scoring = "causal"  # TRL's fused LM head has no kernel off CUDA
+    elif backend == "hf" and not fused_head_available(trainer.model, trainer.accelerator.device):
+        trainer.pr1_scoring = "causal"  # TRL's fused LM head cannot run here (fused_head_available)
     return trainer
 
 
@@ -357,48 +385,28 @@ def make_evaluate(cfg: RLConfig, base_model: str, out: Path) -> Callable[[int, P
     Returns {bench: {metric: number}}."""
     if not cfg.eval_every:
         return None
-    from accelerate import PartialState
-
     if PartialState().num_processes > 1:
         raise Pr1Error(
             "--eval-every runs on a single process; with several, evaluate checkpoints with `pr1 eval`"
         )
 
     def evaluate(step: int, checkpoint: Path) -> dict[str, dict]:
-        from pr1.eval import EvalConfig, run_eval
-
-        adapter = (checkpoint / "adapter_config.json").is_file()
+        adapter = (checkpoint / ADAPTER_CONFIG).is_file()
         results = run_eval(
             EvalConfig(
+                **dataclasses.asdict(RolloutConfig.of(cfg)),  # sampled as the rollouts are
                 benches=[cfg.eval or ""],
                 model=base_model if adapter else str(checkpoint),
                 adapter=str(checkpoint) if adapter else None,
-                mode=cfg.mode,
-                temperature=cfg.temperature,
-                top_p=cfg.top_p,
-                max_tokens=cfg.max_tokens,
-                num_paths=cfg.num_paths,
-                max_blocks=cfg.max_blocks,
-                max_path_tokens=cfg.max_path_tokens,
-                max_prompt_tokens=cfg.max_prompt_tokens,
-                rollout_batch=cfg.rollout_batch,
                 limit=cfg.eval_limit,
                 prompt_file=cfg.prompt_file,
-                seed=cfg.seed,
                 out=str(out / "evals" / checkpoint.name),
                 dtype=cfg.dtype,
             )
         )
-        return {bench: _numbers(figures) for bench, figures in results.items()}
+        return {bench: flat_metrics(figures) for bench, figures in results.items()}
 
     return evaluate
-
-
-def _numbers(figures: dict[str, Any]) -> dict[str, float]:
-    """The numeric figures of a `pr1 eval` result, pass@k flattened to pass_at_<k>."""
-    out = {k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    out.update({f"pass_at_{k}": v for k, v in (figures.get("pass_at_k") or {}).items() if v is not None})
-    return out
 
 
 def train(
@@ -406,15 +414,8 @@ def train(
 ) -> dict[str, Any]:
     """Run (or resume) `pr1 rl` into the run folder `out`; returns the final summary. `rollout_func`
     replaces pr1's rollout engine (same contract as TRL's `rollout_func`, plus `tagged_text`)."""
-    from accelerate import PartialState
-
-    from pr1.backends import run_folder_source
-    from pr1.rl.backends import load_policy, resolve_backend
-    from pr1.rl.rollout import EngineRollout
-    from pr1.runs import Run, latest_checkpoint, redact
-
     out = Path(out)
-    backend = resolve_backend(cfg.backend, cfg.variant)
+    backend, _ = pick_backend(cfg.backend, cfg.variant)
     dataset = build_dataset(cfg)
     source = run_folder_source(cfg.model or "")
     config = {
@@ -423,7 +424,7 @@ def train(
         "backend_used": backend,
     }
     run = Run.create(out, "rl", config, resume=resume) if PartialState().is_main_process else None
-    checkpoint = latest_checkpoint(out) if resume else None
+    checkpoint = checkpoints.latest_checkpoint(out) if resume else None
     if run is not None:
         run.update_info(total_steps=cfg.steps, config=redact(config))
         if resume:
@@ -447,7 +448,7 @@ def train(
                 policy,
                 dataset,
                 backend=backend,
-                output_dir=out / "checkpoints",
+                output_dir=out / checkpoints.CHECKPOINTS_DIR,
                 callbacks=[callback],
                 recorder=recorder,
                 rollout_func=rollout_func or EngineRollout(cfg, policy.tokenizer, backend),
@@ -455,13 +456,9 @@ def train(
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         finally:
             callback.close()
-        if run is not None:  # written aside and renamed: `final/` is always a complete save
-            partial = out / ".final.partial"
-            shutil.rmtree(partial, ignore_errors=True)
-            trainer.save_model(str(partial))
-            shutil.rmtree(out / "final", ignore_errors=True)
-            partial.rename(out / "final")
-            run.event("final", step=cfg.steps, path=str(out / "final"))
+        if run is not None:
+            final = checkpoints.save_final(out, trainer.save_model)
+            run.event("final", step=cfg.steps, path=str(final))
     if run is None:
         return {}
     summary = _summary(out)
@@ -470,8 +467,6 @@ def train(
 
 
 def _summary(out: Path) -> dict[str, Any]:
-    from pr1.runs import read_metrics
-
     rows = read_metrics(out)
     if not rows:
         return {}
