@@ -47,7 +47,8 @@ class StubRollout:
             out["tagged_text"].append(text)
             out["rollout"].append(
                 {
-                    "tokens": sum(not x for x in inserted),
+                    "tokens": len(c),
+                    "generated_tokens": sum(not x for x in inserted),
                     "critical_path_tokens": len(c),
                     "parallel_positions": [],
                     "truncated": False,

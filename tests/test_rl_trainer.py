@@ -111,6 +111,24 @@ def test_trainer_state_drives_the_reward_phase(tmp_path, data):
     assert phases[9][2][0] == pytest.approx(0.1 / (0.1 * 2**0.5 + 1e-4), rel=1e-4)  # (r - mean) / (std + eps)
 
 
+def test_the_scaffold_clips_like_the_reference_after_its_switch(tmp_path, data):
+    trainer, _ = make_trainer(
+        tmp_path,
+        data,
+        [PAR_OK, SEQ_OK],
+        reward="scaffold",
+        switch_step=2,
+        clip_high=0.28,
+        scaffold_clip_high=0.2,
+    )
+    clips = {}
+    for global_step in (0, 2, 4):  # RL steps 1, 2 (alternating) and 3 (accuracy only)
+        trainer.state.global_step = global_step
+        trainer._generate_and_score_completions(generation_batch(trainer))
+        clips[trainer.pr1_recorder.round.step] = trainer.epsilon_high
+    assert clips == {1: 0.28, 2: 0.28, 3: 0.2}
+
+
 def test_each_completion_is_graded_once_and_trained_on_the_logged_reward(tmp_path, data, monkeypatch):
     """The trainer's records and the reward function share one grading: a grader whose verdict flips at each
     call (a math-verify timeout in one of two calls) cannot make the trained reward differ from the logged."""

@@ -11,7 +11,6 @@ checkpoint of that step.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from transformers import TrainerCallback
 from pr1 import checkpoints
 from pr1.rewards import rl_step
 from pr1.runs import Run, peak_memory_gb
-from pr1.score import SCORE_KEYS
+from pr1.score import SCORE_KEYS, summarise
 
 BASE_REWARDS = ("accuracy", "tiered", "parallel-accuracy")
 # TRL log key -> metrics.jsonl key; averaged over the updates of a step (lr: the last value)
@@ -66,27 +65,16 @@ def _mean(values: list[float]) -> float | None:
 
 
 def step_metrics(stats: RoundStats) -> dict[str, Any]:
-    """The rollout half of a metrics row: rewards, behaviour, lengths, timings."""
+    """The rollout half of a metrics row: the figures of the step's scored completions under the names of
+    `pr1.score.summarise` (shared with eval and the dashboard), each base reward's mean, timings and the
+    sampling/training log-prob gap."""
     recs = stats.records
-    rewards = [r["reward"] for r in recs]
-    positions = [p for r in recs for p in r.get("parallel_positions") or []]
-    generated = sum(r["tokens"] for r in recs)
-    row: dict[str, Any] = {
-        "phase": stats.phase,
-        "reward_mean": _mean(rewards),
-        "reward_std": statistics.stdev(rewards) if len(rewards) > 1 else 0.0,
-    }
+    generated = sum(r.get("generated_tokens", r["tokens"]) for r in recs)
+    figures = summarise(recs)
+    row: dict[str, Any] = {"phase": stats.phase, **{k: v for k, v in figures.items() if k != "rows"}}
     for name in BASE_REWARDS:
         row[f"rewards/{name}/mean"] = _mean([r["rewards"][name] for r in recs])
     row.update(
-        accuracy=_mean([float(r["correct"]) for r in recs]),
-        parallel_ratio=_mean([float(r["parallel"]) for r in recs]),
-        format_valid_rate=_mean([float(r["format_valid"]) for r in recs]),
-        blocks_mean=_mean([r["n_blocks"] for r in recs]),
-        parallel_position_mean=_mean(positions),
-        response_tokens_mean=_mean([r["tokens"] for r in recs]),
-        critical_path_tokens_mean=_mean([r["critical_path_tokens"] for r in recs]),
-        truncated_rate=_mean([float(r["truncated"]) for r in recs]),
         time_rollout=stats.time_rollout,
         time_scoring=stats.time_scoring,
         tokens_per_s=generated / stats.time_rollout if stats.time_rollout > 0 else None,

@@ -89,7 +89,8 @@ class EngineRollout:
             "tagged_text": [t.text for t in trajectories],
             "rollout": [
                 {
-                    "tokens": t.generated_tokens,
+                    "tokens": len(t.completion_ids),
+                    "generated_tokens": t.generated_tokens,
                     "critical_path_tokens": t.critical_path_tokens,
                     "parallel_positions": list(t.parallel_positions),
                     "truncated": t.truncated,

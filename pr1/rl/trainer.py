@@ -7,8 +7,9 @@ advantages). `Pr1GRPOMixin` overrides four methods of TRL's trainer, each for on
   _calculate_rewards                  scores every completion once (`pr1.score.score_completion`): the
                                       reward functions read the records, the metrics and sample rollouts
                                       keep them
-  _generate_and_score_completions     measures |sampling - training log-prob| over the sampled tokens
-                                      (`logprob_gap_*`)
+  _generate_and_score_completions     sets the round's upper clip (`RLConfig.clip_high_at`: the scaffold's
+                                      accuracy phase clips like the reference's), and measures |sampling -
+                                      training log-prob| over the sampled tokens (`logprob_gap_*`)
   _get_per_token_logps_and_entropies  the structured variant's scoring (path-window mask and multiverse
                                       positions of pr1.structured; TRL passes a 2D mask), and plain causal
                                       scoring where TRL's fused LM head cannot run (off CUDA, or with the
@@ -114,6 +115,7 @@ class Pr1GRPOMixin:
                 for n in BASE_REWARDS
             },
             "tokens": rollout.get("tokens", len(ids)),
+            "generated_tokens": rollout.get("generated_tokens", len(ids)),
             "critical_path_tokens": rollout.get("critical_path_tokens", len(ids)),
             "parallel_positions": rollout.get("parallel_positions", []),
             "truncated": rollout.get("truncated", False),
@@ -123,6 +125,10 @@ class Pr1GRPOMixin:
         """TRL's, then the log-prob gap between the engine's sampling log-probs and the trainer's over the
         tokens the model sampled: the rollout's own `inserted` flags mark the others, whatever the loss mask
         says (`--train-inserted` trains on inserted tokens, whose sampling log-prob is a placeholder 0)."""
+        if self.model.training:  # the updates of this round clip with this step's epsilon_high
+            self.epsilon_high = self.pr1_config.clip_high_at(
+                rl_step(self.state.global_step, self.pr1_config.updates_per_step)
+            )
         out = super()._generate_and_score_completions(inputs)
         stats = self.pr1_recorder.round
         sampling = out.get("sampling_per_token_logps")
