@@ -197,3 +197,27 @@ def test_two_processes_with_accelerate_launch(tmp_path, problems):
     assert [r["step"] for r in rows] == [1, 2]  # written once, by the main process
     rollouts = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
     assert len({(r["step"], r["id"]) for r in rollouts}) == 4  # both processes' prompts were gathered
+
+
+def test_a_step_without_gradient_is_said_on_the_console(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from pr1.rl.callbacks import RoundStats, RunCallback, StepRecorder
+    from pr1.runs import Run, read_metrics
+
+    run = Run.create(tmp_path, "rl", {})
+    recorder = StepRecorder()
+    callback = RunCallback(run, recorder, updates_per_step=1, total_steps=2, log_rollouts=0)
+    state = SimpleNamespace(global_step=0)
+    callback.on_train_begin(None, state, None)
+    record = {"correct": False, "parallel": False, "format_valid": True, "n_blocks": 0, "reward": -1.0,
+              "pred": None, "tokens": 5, "critical_path_tokens": 5, "truncated": False,
+              "rewards": {"accuracy": -1.0, "tiered": -1.0, "parallel-accuracy": -1.0}}  # fmt: skip
+    recorder.now("rollout")
+    recorder.round = RoundStats(step=1, phase="accuracy", records=[record, dict(record)], time_rollout=0.1)
+    state.global_step = 1
+    callback.on_log(None, state, None, logs={"loss": 0.0, "grad_norm": 0.0, "frac_reward_zero_std": 1.0})
+    callback.close()
+    assert "step 1: every group has equal rewards — no update" in capsys.readouterr().out
+    (row,) = read_metrics(tmp_path)
+    assert row["frac_reward_zero_std"] == 1.0 and row["reward_std"] == 0.0

@@ -74,6 +74,11 @@ def rl(
         table.add_column(key.replace("_", " "), justify="right")
     table.add_row(*(_fmt(summary.get(k)) for k in keys))
     Console().print(table)
+    from pr1.metrics_health import no_update_summary
+    from pr1.runs import read_metrics
+
+    if (line := no_update_summary(read_metrics(out))) is not None:
+        Console().print(f"[yellow]{line}")
     Console().print(f"adapter: {out / 'final'}   metrics: {out / 'metrics.jsonl'}   watch: pr1 watch {out}")
 
 

@@ -18,10 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from transformers import TrainerCallback
 
 from pr1 import checkpoints
+from pr1.formatting import number, percent
+from pr1.metrics_health import no_update_message
 from pr1.rewards import rl_step
 from pr1.runs import Run, peak_memory_gb
 from pr1.score import SCORE_KEYS, summarise
@@ -53,11 +62,18 @@ class RoundStats:
 
 
 class StepRecorder:
-    """Shared by the trainer (which fills `round`) and RunCallback (which writes it out)."""
+    """Shared by the trainer (which fills `round` and says what it is doing now) and RunCallback (which writes
+    the round out and shows the progress)."""
 
     def __init__(self) -> None:
         self.round: RoundStats | None = None
         self.time_rollout = 0.0
+        self.on_activity: Callable[[str], None] | None = None
+
+    def now(self, activity: str) -> None:
+        """The trainer is now in `activity` of the step: "rollout", "scoring" or "update"."""
+        if self.on_activity is not None:
+            self.on_activity(activity)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -135,11 +151,19 @@ class RunCallback(TrainerCallback):
             TextColumn("[bold]rl"),
             BarColumn(),
             MofNCompleteColumn(),
+            TextColumn("[cyan]{task.fields[activity]:<8}"),
             TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
             TimeRemainingColumn(),
         )
-        self.task = self.progress.add_task("", total=self.total_steps, completed=done)
+        self.task = self.progress.add_task("", total=self.total_steps, completed=done, activity="")
+        self.recorder.on_activity = self._activity
         self.progress.start()
+
+    def _activity(self, activity: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, activity=activity)
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
         self.close()
@@ -180,11 +204,18 @@ class RunCallback(TrainerCallback):
             kept = [{k: r.get(k) for k in ROLLOUT_KEYS} for r in stats.records[: self.log_rollouts]]
             self.run.log_rollouts(stats.step, kept)
         if self.progress is not None:
+            loss = row.get("loss")
             self.progress.update(
                 self.task,
                 completed=stats.step,
-                description=f"{stats.phase:<17} reward {row['reward_mean']:+.3f}  acc {row['accuracy']:.2f}",
+                activity="",
+                description=(
+                    f"step {stats.step} {stats.phase:<17} reward {row['reward_mean']:+.3f}  "
+                    f"acc {percent(row['accuracy'])}  loss {number(loss, 4)}  {elapsed or 0:.0f} s/step"
+                ),
             )
+            if (message := no_update_message({"step": stats.step, **row})) is not None:
+                self.progress.console.print(f"[yellow]{message}")
 
     # -- checkpoints and evaluations
     def _eval_due(self, global_step: int) -> bool:

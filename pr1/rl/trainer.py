@@ -39,6 +39,7 @@ from pr1.datasets import load_problems
 from pr1.errors import Pr1Error
 from pr1.eval import EvalConfig, run_eval
 from pr1.eval.metrics import flat_metrics
+from pr1.metrics_health import no_update_steps
 from pr1.prompts import build_messages, load_template
 from pr1.rewards import SCORE_COLUMN, make_reward_func, reward_value, rl_step
 from pr1.rl.backends import load_policy, trl_classes
@@ -62,6 +63,7 @@ class Pr1GRPOMixin:
     def _generate(self, prompts: list):
         """TRL's (which calls the rollout function), timed: `time_rollout`, `tokens_per_s`."""
         start = time.perf_counter()
+        self.pr1_recorder.now("rollout")
         out = super()._generate(prompts)
         self.pr1_recorder.time_rollout = time.perf_counter() - start
         return out
@@ -71,6 +73,7 @@ class Pr1GRPOMixin:
         records in the column `SCORE_COLUMN` (a second grading could time out where this one did not, and
         the trained reward would then differ from the logged one)."""
         start = time.perf_counter()
+        self.pr1_recorder.now("scoring")
         if self.rollout_func is not None and "tagged_text" not in inputs[0]:
             raise Pr1Error(
                 "the rewards did not receive the rollout's tagged text: this GRPO trainer ignored pr1's "
@@ -93,6 +96,7 @@ class Pr1GRPOMixin:
                 time_rollout=self.pr1_recorder.time_rollout,
                 time_scoring=time.perf_counter() - start,
             )
+            self.pr1_recorder.now("update")
         return rewards
 
     @staticmethod
@@ -478,4 +482,5 @@ def _summary(out: Path) -> dict[str, Any]:
         return {}
     last = rows[-1]
     keys = ("reward_mean", "accuracy", "parallel_ratio", "format_valid_rate", "response_tokens_mean")
-    return {"steps": last["step"], **{k: last.get(k) for k in keys}}
+    no_update = no_update_steps(rows)
+    return {"steps": last["step"], **{k: last.get(k) for k in keys}, "no_update_steps": len(no_update)}
