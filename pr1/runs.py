@@ -36,6 +36,7 @@ METRICS_FILE = "metrics.jsonl"
 ROLLOUTS_FILE = "rollouts.jsonl"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"  # an eval's figures
+TENSORBOARD_DIR = "tensorboard"  # event files of `--report-to tensorboard`
 # api_key, hf_token, auth_token, secret, password ... but not max_tokens or api_key_env (a variable's name)
 SECRET_RE = re.compile(r"(api_?key$|(^|_)token$|secret|passw(or)?d|^authorization$)")
 
@@ -232,6 +233,12 @@ def read_run_info(path: str | Path) -> dict:
 def read_metrics(path: str | Path) -> list[dict]:
     f = Path(path) / METRICS_FILE
     return read_jsonl(f) if f.exists() else []
+
+
+def log_trackers_into(run_dir: str | Path) -> None:
+    """Have the trackers that write files (TensorBoard) write them into RUN_DIR/tensorboard: transformers
+    reads the folder from the environment (its default is under the trainer's output_dir, checkpoints/)."""
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(run_dir) / TENSORBOARD_DIR)
 
 
 def peak_memory_gb() -> float:

@@ -40,6 +40,9 @@ else:  # pragma: no cover
 
 _NO_DEFAULT: Any = dataclasses.MISSING
 
+# experiment trackers a training job can also log to (TRL's / transformers' `report_to`)
+TRACKERS = ("none", "tensorboard", "wandb", "trackio", "mlflow")
+
 
 def setting(
     default: Any = _NO_DEFAULT,

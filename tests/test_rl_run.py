@@ -221,3 +221,24 @@ def test_a_step_without_gradient_is_said_on_the_console(tmp_path, capsys):
     assert "step 1: every group has equal rewards — no update" in capsys.readouterr().out
     (row,) = read_metrics(tmp_path)
     assert row["frac_reward_zero_std"] == 1.0 and row["reward_std"] == 0.0
+
+
+def test_report_to_tensorboard_writes_event_files_with_pr1s_figures(tmp_path, problems):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model, tok = tiny_model("llama")
+    save_model(model, tok, tmp_path / "tiny")
+    cfg = RLConfig(
+        model=str(tmp_path / "tiny"), **problems, batch=1, group=2, steps=2, max_tokens=16, lora_r=4,
+        save_every=0, report_to="tensorboard",
+    )  # fmt: skip
+    train(cfg, tmp_path / "run")
+    (events,) = (tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*")
+    tags = EventAccumulator(str(events.parent)).Reload().Tags()["scalars"]
+    assert {
+        "train/loss",
+        "train/pr1/parallel_ratio",
+        "train/pr1/format_valid_rate",
+        "train/pr1/phase_tiered",
+    } <= set(tags)
+    assert len(read_metrics(tmp_path / "run")) == 2  # the run folder stays the record

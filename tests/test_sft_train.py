@@ -235,3 +235,13 @@ def test_tag_rows_have_their_own_learning_rate(files, run_of):
     assert torch.allclose(merged.get_output_embeddings().weight[tags], before[tags], atol=1e-9)
     saved = load_file(out / "final" / "adapter_model.safetensors")
     assert any(saved[k].abs().sum() > 0 for k in saved if "lora_B" in k)  # LoRA did train
+
+
+def test_report_to_tensorboard_writes_event_files(files, run_of):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = files["root"] / "tensorboard-run"
+    train(tiny_config(run_of("llama")["model"], files["data"], max_steps=2, report_to="tensorboard"), out)
+    (events,) = (out / "tensorboard").rglob("events.out.tfevents.*")
+    assert "train/loss" in EventAccumulator(str(events.parent)).Reload().Tags()["scalars"]
+    assert [r["step"] for r in read_metrics(out)] == [1, 2]  # the run folder stays the record

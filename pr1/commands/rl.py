@@ -39,6 +39,7 @@ FLAGS = (
     "lora_r",
     "limit",
     "mask_inserted",
+    "report_to",
     "seed",
 )
 

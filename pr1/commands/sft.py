@@ -38,6 +38,7 @@ FLAGS = (
     "format_check_data",
     "format_check_length",
     "gradient_checkpointing",
+    "report_to",
     "seed",
     "trust_remote_code",
 )

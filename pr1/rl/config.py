@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pr1.format import FORMAT_RULES
 from pr1.rewards import REWARD_NAMES, Schedule
 from pr1.rollout.config import MODES, RolloutConfig
-from pr1.settings import SettingError, invalid, setting
+from pr1.settings import TRACKERS, SettingError, invalid, setting
 
 VARIANTS = ("causal", "structured")
 BACKENDS = ("auto", "unsloth", "hf")  # the training backends (pr1.backends)
@@ -103,6 +103,12 @@ class RLConfig(RolloutConfig):
     eval: str | None = setting(None, "Benchmark for the periodic evaluation.")
     eval_limit: int | None = setting(None, "Evaluate on the first N problems only.", min=1)
     log_rollouts: int = setting(8, "Full rollouts written to rollouts.jsonl per step.", min=0)
+    report_to: str = setting(
+        "none",
+        "Also log to a tracker (TRL's report_to; the run folder stays the record): none | tensorboard (event files "
+        "in RUN_DIR/tensorboard) | wandb | trackio | mlflow.",
+        choices=TRACKERS,
+    )
     seed: int = setting(0, "Random seed (training and sampling).")
 
     def __post_init__(self) -> None:

@@ -47,8 +47,8 @@ from pr1.rl.callbacks import BASE_REWARDS, RoundStats, RunCallback, StepRecorder
 from pr1.rl.config import RLConfig
 from pr1.rl.rollout import EngineRollout
 from pr1.rollout.config import RolloutConfig
-from pr1.runs import Run, read_metrics, redact
-from pr1.score import score_completion
+from pr1.runs import Run, log_trackers_into, read_metrics, redact
+from pr1.score import score_completion, summarise
 from pr1.structured import TagIds, batch_inputs
 
 
@@ -96,8 +96,17 @@ class Pr1GRPOMixin:
                 time_rollout=self.pr1_recorder.time_rollout,
                 time_scoring=time.perf_counter() - start,
             )
+            self._pr1_track(self.pr1_recorder.round)
             self.pr1_recorder.now("update")
         return rewards
+
+    def _pr1_track(self, stats: RoundStats) -> None:
+        """pr1's own figures of the round into TRL's metrics, so that `--report-to` trackers get them too."""
+        figures = summarise(stats.records)
+        for key in ("accuracy", "parallel_ratio", "format_valid_rate", "blocks_mean", "truncated_rate"):
+            if figures[key] is not None:
+                self._metrics["train"][f"pr1/{key}"].append(figures[key])
+        self._metrics["train"]["pr1/phase_tiered"].append(float(stats.phase == "tiered"))
 
     @staticmethod
     def _pr1_record(inp: dict, completion: Any, ids: list[int], schedule: Any, step: int) -> dict:
@@ -325,7 +334,7 @@ def grpo_args(cfg: RLConfig, config_class: type, output_dir: Path, num_processes
         save_strategy="steps" if cfg.save_every else "no",
         save_steps=max(1, cfg.save_every) * cfg.updates_per_step,
         save_only_model=False,
-        report_to="none",
+        report_to=cfg.report_to,
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
@@ -441,6 +450,7 @@ def train(
             where = f"checkpoint {checkpoint.name}" if checkpoint else "step 1 (no complete checkpoint yet)"
             run.event("notice", message=f"resuming from {where}; rows of later steps are written again")
     recorder = StepRecorder()
+    log_trackers_into(out)
     with run.recording() if run is not None else contextlib.nullcontext():  # other processes keep no Run
         policy = load_policy(cfg, backend)
         callback = RunCallback(

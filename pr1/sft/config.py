@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pr1.settings import SettingError, Settings, setting
+from pr1.settings import TRACKERS, SettingError, Settings, setting
 
 VARIANTS = ("causal", "structured")
 BACKENDS = ("auto", "unsloth", "hf")  # the training backends (pr1.backends)
@@ -69,6 +69,12 @@ class Pr1SFTConfig(Settings):
     format_check_data: str = setting("gsm8k", "Problems of the format check: a dataset name or file.")
     format_check_length: int = setting(1024, "Max new tokens per format-check completion.", min=1)
     format_check_base: bool = setting(False, "Also check the base model before training, to show the gain.")
+    report_to: str = setting(
+        "none",
+        "Also log to a tracker (TRL's report_to; the run folder stays the record): none | tensorboard (event files "
+        "in RUN_DIR/tensorboard) | wandb | trackio | mlflow.",
+        choices=TRACKERS,
+    )
     seed: int = setting(0, "Random seed.")
     trust_remote_code: bool = setting(False, "Run code shipped with the model (off by default).")
 

@@ -28,7 +28,7 @@ from transformers import Trainer, TrainerCallback
 
 from pr1 import checkpoints
 from pr1.backends import LoadedModel, with_base
-from pr1.runs import Run, peak_memory_gb
+from pr1.runs import Run, log_trackers_into, peak_memory_gb
 from pr1.sft.config import Pr1SFTConfig
 from pr1.sft.data import StructuredCollator, count_tokens
 from pr1.structured import TagIds
@@ -140,7 +140,7 @@ def sft_args(config: Pr1SFTConfig, run_dir: Path, *, backend: str, micro_batch: 
         logging_steps=1,
         save_strategy="steps",
         save_steps=config.save_every,
-        report_to="none",
+        report_to=config.report_to,
         seed=config.seed,
         bf16=cuda and torch.cuda.is_bf16_supported(),
         fp16=False,
@@ -156,6 +156,7 @@ def build_trainer(
     config: Pr1SFTConfig, loaded: LoadedModel, dataset: Any, run: Run, *, backend: str, micro_batch: int
 ) -> Any:
     """A ready SFTTrainer (TRL's or Unsloth's, with pr1's overrides) writing into `run`."""
+    log_trackers_into(run.path)
     args = sft_args(config, run.path, backend=backend, micro_batch=micro_batch)
     collator = None
     if config.variant == "structured":
