@@ -29,7 +29,7 @@ from typing import Any
 
 from pr1.checkpoints import CHECKPOINTS_DIR
 from pr1.errors import Pr1Error
-from pr1.jsonl import JsonlWriter, read_jsonl, write_json_atomic
+from pr1.jsonl import JsonlWriter, iter_jsonl, read_jsonl, write_json_atomic
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -88,6 +88,12 @@ class Run:
         self.metrics = JsonlWriter(path / METRICS_FILE)
         self.rollouts = JsonlWriter(path / ROLLOUTS_FILE)
         self.events = JsonlWriter(path / EVENTS_FILE)
+        # A resumed job replays the steps after its last checkpoint; their rows are in the streams already
+        # (the replay computes the same ones), so each stream keeps its first copy: steps strictly increase.
+        self._logged = {
+            "metrics": _last_step(path / METRICS_FILE),
+            "rollouts": _last_step(path / ROLLOUTS_FILE),
+        }
 
     @classmethod
     def create(cls, path: str | Path, kind: str, config: Any, *, resume: bool | None = False) -> Run:
@@ -127,10 +133,21 @@ class Run:
         return run
 
     def log_metrics(self, step: int, **metrics: Any) -> None:
-        self.metrics.write({"step": step, "time": time.time(), **metrics})
+        """A metrics row of `step`, unless the stream holds that step already (a replayed step; step 0, the
+        step of jobs without steps, is always written)."""
+        if self._new("metrics", step):
+            self.metrics.write({"step": step, "time": time.time(), **metrics})
 
     def log_rollouts(self, step: int, rows: list[dict]) -> None:
-        self.rollouts.write_many({"step": step, **row} for row in rows)
+        """Rollout rows of `step`, unless the stream holds rows of that step already (see `log_metrics`)."""
+        if self._new("rollouts", step):
+            self.rollouts.write_many({"step": step, **row} for row in rows)
+
+    def _new(self, stream: str, step: int) -> bool:
+        if 0 < step <= self._logged[stream]:
+            return False
+        self._logged[stream] = max(self._logged[stream], step)
+        return True
 
     def event(self, event: str, **data: Any) -> None:
         self.events.write({"event": event, "time": time.time(), **data})
@@ -216,6 +233,14 @@ def check_resume(
         f"{where} holds a run with other settings: {what} (a resumed run keeps its settings and may change "
         f"only {allowed}; or choose another --out)"
     )
+
+
+def _last_step(path: Path) -> int:
+    """The highest `step` in a stream (0 when there is none)."""
+    if not path.is_file():
+        return 0
+    steps = [row.get("step") for _, row in iter_jsonl(path, skip_bad=True)]
+    return max((s for s in steps if isinstance(s, int) and not isinstance(s, bool)), default=0)
 
 
 def read_run_info(path: str | Path) -> dict:

@@ -112,3 +112,26 @@ def test_a_run_that_failed_before_its_first_step_may_be_replaced(tmp_path, capsy
     again.finish("failed", error="later")
     with pytest.raises(Pr1Error, match="pass --resume"):  # this one logged a step: it is kept
         Run.create(tmp_path, "rl", {"lr": 3.0})
+
+
+def test_a_resumed_run_keeps_the_first_copy_of_replayed_steps(tmp_path):
+    run = Run.create(tmp_path, "rl", {})
+    for step in (1, 2, 3):
+        run.log_metrics(step, loss=float(step))
+        run.log_rollouts(step, [{"completion": f"c{step}"}])
+    run.finish("interrupted")
+    again = Run.create(tmp_path, "rl", {}, resume=True)  # resumed from a step-1 checkpoint: replays 2 and 3
+    for step in (2, 3, 4):
+        again.log_metrics(step, loss=10.0 * step)
+        again.log_rollouts(step, [{"completion": f"again {step}"}])
+    again.log_metrics(0, note="step 0 rows (jobs without steps) are always written")
+    again.finish()
+    assert [(r["step"], r.get("loss")) for r in read_metrics(tmp_path)] == [
+        (1, 1.0),
+        (2, 2.0),
+        (3, 3.0),
+        (4, 40.0),
+        (0, None),
+    ]
+    rollouts = [r["completion"] for _, r in iter_jsonl(tmp_path / "rollouts.jsonl")]
+    assert rollouts == ["c1", "c2", "c3", "again 4"]

@@ -245,3 +245,15 @@ def test_report_to_tensorboard_writes_event_files(files, run_of):
     (events,) = (out / "tensorboard").rglob("events.out.tfevents.*")
     assert "train/loss" in EventAccumulator(str(events.parent)).Reload().Tags()["scalars"]
     assert [r["step"] for r in read_metrics(out)] == [1, 2]  # the run folder stays the record
+
+
+def test_resuming_a_finished_run_trains_nothing(files, run_of):
+    done = run_of("llama")
+    out, before = done["out"], (done["out"] / "final" / "adapter_model.safetensors").read_bytes()
+    losses = [r["loss"] for r in read_metrics(out) if "loss" in r]
+    assert done["summary"]["train_loss"] == pytest.approx(sum(losses) / len(losses))  # every step's loss
+    for _ in range(2):
+        summary = train(resolve_config({}, read_run_info(out)["config"]), out, resume=True)
+        assert summary["steps"] == 3
+    assert (out / "final" / "adapter_model.safetensors").read_bytes() == before
+    assert [r["step"] for r in read_metrics(out) if "loss" in r] == [1, 2, 3]

@@ -448,7 +448,7 @@ def train(
         run.update_info(total_steps=cfg.steps, config=redact(config))
         if resume:
             where = f"checkpoint {checkpoint.name}" if checkpoint else "step 1 (no complete checkpoint yet)"
-            run.event("notice", message=f"resuming from {where}; rows of later steps are written again")
+            run.event("notice", message=f"resuming from {where}; the steps after it are replayed")
     recorder = StepRecorder()
     log_trackers_into(out)
     with run.recording() if run is not None else contextlib.nullcontext():  # other processes keep no Run

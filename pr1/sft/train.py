@@ -23,7 +23,7 @@ from pr1.backends import generation_mode, import_unsloth_first, pick_backend
 from pr1.datasets import load_problems
 from pr1.errors import Pr1Error
 from pr1.prompts import load_template
-from pr1.runs import Run
+from pr1.runs import Run, read_metrics, read_run_info
 from pr1.sft import backends
 from pr1.sft.config import Pr1SFTConfig
 from pr1.sft.data import build_dataset, load_sft_rows
@@ -63,6 +63,9 @@ def train(
 ) -> dict:
     """Run SFT into the run folder `out` and return the run's summary (what `run.json` records at the end)."""
     console = console or Console(stderr=True)
+    if resume and (done := _finished_summary(Path(out), config)) is not None:
+        console.print(f"{out}: this run is finished ({done['steps']} steps); --max-steps N trains it further")
+        return done
     p = plan(config, console)
     if p.backend == "unsloth":
         import_unsloth_first()
@@ -113,7 +116,10 @@ def _train(config: Pr1SFTConfig, p: Plan, run: Run, resume: bool, console: Conso
 
     final = checkpoints.save_final(run.path, trainer.save_model)
     run.event("final", step=trainer.state.global_step, path=str(final))
-    summary.update(steps=trainer.state.global_step, train_loss=result.training_loss, final=str(final))
+    # the mean loss of every step the run made (transformers' training_loss covers only this process's)
+    losses = [r["loss"] for r in read_metrics(run.path) if isinstance(r.get("loss"), (int, float))]
+    train_loss = sum(losses) / len(losses) if losses else result.training_loss
+    summary.update(steps=trainer.state.global_step, train_loss=train_loss, final=str(final))
     console.print(f"adapter saved in {final}")
 
     if p.problems:
@@ -128,6 +134,21 @@ def _train(config: Pr1SFTConfig, p: Plan, run: Run, resume: bool, console: Conso
         _report_check(run, console, "sft", trainer.state.global_step, check, check_rows)
         summary["format_check"] = check
     return summary
+
+
+def _finished_summary(out: Path, config: Pr1SFTConfig) -> dict | None:
+    """The summary of a finished run that `config` would not take further (no --max-steps beyond the steps it
+    made): resuming it again must not train another step."""
+    info = read_run_info(out)
+    summary = info.get("summary")
+    if (
+        info.get("status") != "finished"
+        or not isinstance(summary, dict)
+        or not (out / checkpoints.FINAL_DIR).is_dir()
+    ):
+        return None
+    steps = summary.get("steps")
+    return summary if isinstance(steps, int) and (not config.max_steps or config.max_steps <= steps) else None
 
 
 def _save_on_interrupt(trainer: Any, console: Console) -> None:
