@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pr1.errors import Pr1Error
 from pr1.jsonl import write_json_atomic
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -85,3 +86,26 @@ def save_final(run_dir: str | Path, save: Callable[[str], None]) -> Path:
     shutil.rmtree(final, ignore_errors=True)
     partial.rename(final)
     return final
+
+
+# Pickle-format weights: loading one runs whatever code it holds. The trainer's own state files in pr1's
+# checkpoints (optimizer.pt, scheduler.pt, rng_state.pth, training_args.bin) are written by pr1 itself.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+TRAINER_STATE_FILES = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin", "scaler.pt")
+
+
+def refuse_pickle_weights(folder: str | Path) -> None:
+    """A one-line Pr1Error when a model, adapter or checkpoint folder holds pickle-format weights: pr1 loads
+    safetensors only (peft and transformers would fall back to `torch.load` on `adapter_model.bin` or
+    `pytorch_model.bin`)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    names = (f.name for f in folder.iterdir() if f.suffix in PICKLE_SUFFIXES)
+    pickles = sorted(n for n in names if n not in TRAINER_STATE_FILES and not n.startswith("rng_state"))
+    if pickles:
+        raise Pr1Error(
+            f"{folder}: holds pickle-format weights ({', '.join(pickles)}), which pr1 does not load (loading a "
+            "pickle can run code); convert them to safetensors where you trust them (e.g. load with peft or "
+            "transformers and save_pretrained(..., safe_serialization=True))"
+        )

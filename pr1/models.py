@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from pr1.backends import ADAPTER_CONFIG
+from pr1.checkpoints import refuse_pickle_weights
 from pr1.embedded import EMBEDDED_MODEL, cache_dir, embedded_gguf_path
 from pr1.errors import Pr1Error
 from pr1.format import TAGS
@@ -195,9 +196,10 @@ def load_model(
 
 def merge_adapter(model: PreTrainedModel, adapter: str | Path, name: str = "this model") -> PreTrainedModel:
     """`model` (`name`, for the error) with the peft adapter folder `adapter` applied and merged into its
-    weights; a one-line Pr1Error naming the folder when it cannot be."""
+    weights; a one-line Pr1Error naming the folder when it cannot be (or holds pickle-format weights)."""
     from peft import PeftModel  # peft only loads when an adapter is asked for
 
+    refuse_pickle_weights(adapter)
     try:
         return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     except (OSError, ValueError, RuntimeError, KeyError) as err:

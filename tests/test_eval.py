@@ -203,3 +203,34 @@ def test_eval_embedded_model_on_gsm8k(shared_data, tmp_path):
     assert scored.exit_code == 0, scored.output
     records = [json.loads(line) for line in scored.output.splitlines()]
     assert [r["correct"] for r in records] == [r["correct"] for r in rows]
+
+
+def test_pickle_weights_are_refused_and_never_loaded(tiny_dir, tmp_path):
+    """An adapter folder holding only `adapter_model.bin` (peft would torch.load it): one line, and the pickle is
+    not opened (this one would write a file if it were unpickled)."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(
+        '{"peft_type": "LORA", "r": 2, "target_modules": ["q_proj"]}'
+    )
+    (adapter / "adapter_model.bin").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(Pr1Error, match=r"adapter: holds pickle-format weights \(adapter_model.bin\)"):
+        runner.invoke(
+            app, eval_args(tiny_dir, tmp_path / "out", "--adapter", str(adapter)), catch_exceptions=False
+        )
+    from pr1.rl.backends import load_policy
+    from pr1.rl.config import RLConfig
+    from pr1.runs import Run
+
+    run = Run.create(tmp_path / "sft", "sft", {"model": str(tiny_dir)})
+    run.finish()
+    (tmp_path / "sft" / "final").symlink_to(adapter)
+    with pytest.raises(Pr1Error, match="holds pickle-format weights"):
+        load_policy(RLConfig(model=str(tmp_path / "sft")), "hf")
+    assert not (tmp_path / "pwned").exists()

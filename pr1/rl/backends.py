@@ -41,6 +41,7 @@ def load_policy(cfg: RLConfig, backend: str) -> LoadedModel:
     `pr1 sft`; `lora_r` 0 trains every weight."""
     from peft import PeftModel
 
+    from pr1.checkpoints import refuse_pickle_weights
     from pr1.models import load_model
 
     assert cfg.model is not None
@@ -56,6 +57,7 @@ def load_policy(cfg: RLConfig, backend: str) -> LoadedModel:
     else:
         model, tokenizer = load_model(base, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
     if adapter is not None:
+        refuse_pickle_weights(adapter)
         model = PeftModel.from_pretrained(model, adapter, is_trainable=True)
         return LoadedModel(model, tokenizer, None, base, adapter)
     if cfg.lora_r == 0:

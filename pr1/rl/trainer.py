@@ -444,6 +444,8 @@ def train(
     }
     run = Run.create(out, "rl", config, resume=resume) if PartialState().is_main_process else None
     checkpoint = checkpoints.latest_checkpoint(out) if resume else None
+    if checkpoint is not None:
+        checkpoints.refuse_pickle_weights(checkpoint)  # transformers would torch.load a pytorch_model.bin
     if run is not None:
         run.update_info(total_steps=cfg.steps, config=redact(config))
         if resume:

@@ -101,6 +101,8 @@ def _train(config: Pr1SFTConfig, p: Plan, run: Run, resume: bool, console: Conso
 
     trainer = build_trainer(config, loaded, dataset, run, backend=p.backend, micro_batch=p.micro_batch)
     checkpoint = checkpoints.latest_checkpoint(run.path) if resume else None
+    if checkpoint is not None:
+        checkpoints.refuse_pickle_weights(checkpoint)  # transformers would torch.load a pytorch_model.bin
     if resume:
         where = (
             f"step {checkpoints.checkpoint_step(checkpoint)}"
