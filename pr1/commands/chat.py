@@ -28,6 +28,7 @@ def load_adapter(model, adapter: Path):  # noqa: ANN001, ANN201 - transformers /
 
 
 def has_tag_tokens(tokenizer) -> bool:  # noqa: ANN001 - a transformers tokenizer
+    """Whether the tokenizer holds all six tag tokens."""
     from pr1.models import tag_token_ids
 
     try:
