@@ -1,4 +1,4 @@
-"""`pr1 chat`: load a model (and a LoRA adapter) and open the live branching viewer."""
+"""`pr1 chat`: open the live branching viewer, loading a model (and a LoRA adapter) while it opens."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from pr1.commands.flags import with_settings
 from pr1.embedded import EMBEDDED_MODEL
 from pr1.errors import Pr1Error
 from pr1.prompts import load_template
 from pr1.settings import resolve
-from pr1.tui.chat_session import ChatSettings
+from pr1.tui.chat_session import ChatSettings, EngineGenerator, LoadedModel
 
 FLAGS = ("mode", "temperature", "top_p", "max_tokens", "num_paths", "seed")
 
@@ -23,6 +22,41 @@ def load_adapter(model, adapter: Path):  # noqa: ANN001, ANN201 - transformers /
     from pr1.models import merge_adapter
 
     return merge_adapter(model, adapter)
+
+
+def has_tag_tokens(tokenizer) -> bool:  # noqa: ANN001 - a transformers tokenizer
+    """Whether the tokenizer holds all six tag tokens."""
+    from pr1.models import tag_token_ids
+
+    try:
+        tag_token_ids(tokenizer)
+    except Pr1Error:
+        return False
+    return True
+
+
+def load_chat_model(
+    model: str, adapter: Path | None, *, dtype: str, device: str | None, trust_remote_code: bool
+) -> LoadedModel:
+    """The model (with `adapter` merged) and the tokenizer to chat with. It has parallel training when that
+    tokenizer (the adapter's, which SFT saves beside it, else the model's: an exported model's) held the tag
+    tokens before pr1 added them; a base model's tokenizer does not."""
+    from pr1.models import add_tag_tokens, load_model
+
+    lm, tokenizer = load_model(
+        model, dtype=dtype, device=device, trust_remote_code=trust_remote_code, add_tags=False
+    )
+    trained = has_tag_tokens(tokenizer)
+    add_tag_tokens(lm, tokenizer)
+    if adapter is not None:
+        lm = load_adapter(lm, adapter)
+        if (adapter / "tokenizer_config.json").is_file():  # the tokenizer training used (tags, template)
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+            trained = has_tag_tokens(tokenizer)
+    lm.eval()
+    return LoadedModel(lm, tokenizer, parallel_trained=trained)
 
 
 @with_settings(ChatSettings, FLAGS)
@@ -43,24 +77,20 @@ def chat(
     *,
     settings: dict[str, Any],
 ) -> None:
-    """Chat with a model and watch its parallel paths branch, grow side by side and fold into summaries."""
+    """Chat with a model and watch its parallel paths branch, grow side by side and fold into summaries.
+    The model loads while the app opens; a problem typed meanwhile waits for it."""
     sampling = resolve(ChatSettings, settings, flags=FLAGS)
     template = load_template(prompt_file)
     if adapter is not None and not (adapter / "adapter_config.json").is_file():
         raise Pr1Error(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
-    with Console(stderr=True).status(f"loading {model}{' + ' + str(adapter) if adapter else ''} …"):
-        from pr1.models import load_model
-        from pr1.tui.chat_session import EngineGenerator
-
-        lm, tokenizer = load_model(model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-        if adapter is not None:
-            lm = load_adapter(lm, adapter)
-            if (adapter / "tokenizer_config.json").is_file():  # the tokenizer training used (tags, template)
-                from transformers import AutoTokenizer
-
-                tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-        lm.eval()
     from pr1.tui.chat_app import run_chat
 
+    def load() -> LoadedModel:
+        return load_chat_model(
+            model, adapter, dtype=dtype, device=device, trust_remote_code=trust_remote_code
+        )
+
     name = model + (f" + {adapter.name}" if adapter else "")
-    run_chat(EngineGenerator(lm, tokenizer, name, template), settings=sampling, save_path=save)
+    notice = run_chat(EngineGenerator(load, name, template), settings=sampling, save_path=save)
+    if notice:  # shown in the app too; this line stays in the terminal
+        typer.echo(notice, err=True)

@@ -1,8 +1,10 @@
 """`pr1 chat`: type a problem and watch the answer stream in; when the model opens `<Parallel>` the view
 branches into paths that grow side by side, then fold into the block's summary.
 
-Generation runs in a thread worker (the UI never waits on the model); the engine's token events go
-into a `LiveTrace` that a timer shows about 20 times a second. Escape or ctrl+c stops a generation."""
+The model loads in a thread while the app is already open: the user may type a problem meanwhile, which
+waits for it. Generation runs in a thread worker (the UI never waits on the model); the engine's token events
+go into a `LiveTrace` that a timer shows about 20 times a second. Escape or ctrl+c stops a generation. A
+finished turn shows (and saves) the tree it drew: its text, its counters, its format check."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Footer, Input, Static
 
@@ -23,22 +25,26 @@ from pr1.tui.chat_session import ChatSettings, Generation, Generator, SessionFil
 from pr1.tui.live_trace import LiveTrace
 from pr1.tui.widgets.settings_panel import SettingsPanel
 from pr1.tui.widgets.trace_tree import TraceView
+from pr1.tui.widgets.turn_list import TurnList
 from pr1.tui.widgets.turn_view import TurnView
 
 HELP = """\
 # pr1 chat
 
-Type a math problem and press enter. To have the answer graded, end the line with `|| <gold answer>`,
-e.g. `What is 6 × 7? || 42`.
+Type a math problem and press enter (also while the model loads: the problem waits for it). To have the
+answer graded, end the line with `|| <gold answer>`, e.g. `What is 6 × 7? || 42`.
 
 The answer streams in as a tree: main text, then each `<Parallel>` block with its paths side by side
 (`ctrl+l`: stacked), which fold into the block's summary once it closes. Click a block's or a path's
-title (or `enter` on it) to fold or unfold it; every turn stays in the scroll above.
+title (or `enter` on it) to fold or unfold it; every turn stays in the scroll above. Under each answer:
+whether the trace keeps the format rules (or the first reason it does not), its tokens and critical path,
+and the seed it was sampled with.
 
 The side panel holds the settings of the next generation (temperature, top-p, max tokens, paths per
-block, mode, seed). `ctrl+s` appends the finished turns to the session file: one JSON object per turn
-with `problem`, `answer` (the gold answer, `""` when none was given), `completion` and the settings,
-so `pr1 score SESSION.jsonl` grades it."""
+block, mode, seed; an empty seed draws a new one per turn, and the panel shows the last one used).
+`ctrl+s` appends the finished turns to the session file: one JSON object per turn with `problem`,
+`answer` (the gold answer, `""` when none was given), `completion` (exactly the trace on screen) and
+the settings, so `pr1 score SESSION.jsonl` grades it."""
 
 
 class ChatApp(Pr1App):
@@ -74,21 +80,32 @@ class ChatApp(Pr1App):
         self.views: list[TurnView] = []
         self.live: LiveTrace | None = None
         self.stop_event = threading.Event()
+        self.ready = False  # the generator has loaded
+        self.notice: str | None = None  # what its load said (e.g. that the model cannot branch)
+        self.load_error: BaseException | None = None  # a failed load ends the app; `run_chat` raises it
+        self.waiting: Turn | None = None  # a problem asked while the model loads
+        self._load_outcome: tuple[str | None, BaseException | None] | None = None  # (notice, error)
         self._started = 0.0
         self._stacked = False
+        self._status = ""
 
     def compose(self) -> ComposeResult:
         yield Static(id="chat-header")
+        yield Static(id="notice")
         with Horizontal(id="chat-body"):
-            yield VerticalScroll(Static("Type a problem below and press enter.", id="empty"), id="turns")
+            yield TurnList(Static("Type a problem below and press enter.", id="empty"), id="turns")
             yield SettingsPanel(self.initial_settings, id="settings")
         yield Input(placeholder="A math problem (optionally: … || gold answer), then enter", id="prompt")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#notice").display = False
         self._ticker = self.set_interval(self.refresh_interval, self._refresh_live)
-        self._show_status("ready")
+        self._started = time.monotonic()
+        self._show_status("loading the model · type a problem meanwhile")
         self.query_one("#prompt", Input).focus()
+        # a daemon thread, not a worker: quitting while a big model loads must not wait for it
+        threading.Thread(target=self._load, name="pr1-chat-load", daemon=True).start()
 
     def on_unmount(self) -> None:
         self._ticker.stop()
@@ -98,7 +115,47 @@ class ChatApp(Pr1App):
     def generating(self) -> bool:
         return self.live is not None
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # `esc` is bound with priority (an Input would take it), so it would never reach the help screen or
+        # the command palette: over them it is theirs, and closes them
+        return not (action == "stop" and len(self.screen_stack) > 1)
+
+    # -------------------------------------------------------------------------------------------- loading
+
+    def _load(self) -> None:
+        # runs in its own thread; the ticker (`_refresh_live`) picks the outcome up on the app's side, so
+        # that nothing calls into an app that may have closed meanwhile
+        try:
+            self._load_outcome = (self.generator.load(), None)
+        except BaseException as e:  # noqa: BLE001 - nothing to chat with: the app ends and run_chat raises it
+            self._load_outcome = (None, e)
+
+    def _check_loaded(self) -> bool:
+        """Whether the generator has loaded; acts on the outcome of `_load` the first time it is there."""
+        if self.ready:
+            return True
+        if self._load_outcome is None:
+            return False
+        (notice, error), self._load_outcome = self._load_outcome, None
+        if error is not None:
+            self.load_error = error
+            self.exit(return_code=1)
+            return False
+        self.ready, self.notice = True, notice
+        if notice:
+            line = self.query_one("#notice", Static)
+            line.update(Content.assemble(("⚠ ", "bold"), notice))
+            line.display = True
+        self._show_status("ready")
+        turn, self.waiting = self.waiting, None
+        if turn is not None:
+            self._launch(turn)
+        return True
+
     def _show_status(self, status: str) -> None:
+        if status == self._status:
+            return  # the ticker calls this 20 times a second: redraw only what changed
+        self._status = status
         self.query_one("#chat-header", Static).update(
             Content.assemble(("pr1 chat ", "bold $accent"), (self.generator.name, "bold"), "  ·  ", status)
         )
@@ -115,12 +172,14 @@ class ChatApp(Pr1App):
             event.input.value = ""
 
     def start(self, problem: str, answer: str = "") -> bool:
-        """Start generating for `problem`; False (with a notice) when busy or a setting is invalid."""
-        if self.generating:
-            self.notify("Still generating: esc stops it.", severity="warning")
+        """Start generating for `problem` (once the model has loaded: until then it waits); False (with a
+        notice) when busy or a setting is invalid."""
+        if self.generating or self.waiting is not None:
+            what = "Still generating: esc stops it." if self.generating else "A problem already waits."
+            self.notify(what, severity="warning")
             return False
         try:
-            settings = self.query_one(SettingsPanel).settings()
+            settings = self.query_one(SettingsPanel).settings().with_seed()
         except Pr1Error as e:
             self.notify(str(e), title="settings", severity="error")
             return False
@@ -130,14 +189,23 @@ class ChatApp(Pr1App):
         self.turns.append(turn)
         self.views.append(view)
         self.query_one("#empty").display = False
-        turns = self.query_one("#turns", VerticalScroll)
+        turns = self.query_one(TurnList)
         turns.mount(view)
-        turns.scroll_end(animate=False)
+        turns.show_end()
+        if self.ready:
+            self._launch(turn)
+        else:
+            self.waiting = turn
+            view.answer.update("waits for the model to load … (esc cancels)")
+        return True
+
+    def _launch(self, turn: Turn) -> None:
+        self.query_one(SettingsPanel).show_seed_used(turn.settings.seed)
+        self.views[self.turns.index(turn)].answer.update("generating … (esc stops)")
         self.live = LiveTrace()
         self.stop_event = threading.Event()
         self._started = time.monotonic()
         self._generate(turn, self.live, self.stop_event)
-        return True
 
     @work(thread=True, exclusive=True, group="generate")
     def _generate(self, turn: Turn, live: LiveTrace, stop: threading.Event) -> None:
@@ -147,28 +215,31 @@ class ChatApp(Pr1App):
             result = self.generator.generate(turn.problem, turn.settings, live.add, stop)
         except Exception as e:  # noqa: BLE001 - shown in the turn, the app goes on
             error = f"{type(e).__name__}: {e}"
-        turn.result, turn.error, turn.stopped = result, error, stop.is_set()
-        turn.score()
+        turn.finish(live, result, error)
         self.call_from_thread(self._finish, turn)
 
     def _refresh_live(self) -> None:
+        if not self.is_running:  # the ticker may fire once more while the app shuts down
+            return
+        secs = time.monotonic() - self._started
+        if not self._check_loaded():
+            waits = " · your problem waits for it" if self.waiting else " · type a problem meanwhile"
+            self._show_status(f"loading the model · {secs:.0f} s{waits}")
+            return
         live = self.live
         if live is None:
             return
         view = self.views[-1]
         trace = live.trace()
-        if trace.render() != view.trace.text:
-            view.trace.show(trace)
-            self.query_one("#turns", VerticalScroll).scroll_end(animate=False)
-        secs = time.monotonic() - self._started
-        rate = f" · {live.generated / secs:.1f} tok/s" if secs > 0.5 else ""
-        self._show_status(f"generating · {live.generated} tokens{rate} · esc stops")
+        if trace.render() == view.trace.text:
+            return  # nothing new (the rate too is redrawn per new token, so a paused stream costs nothing)
+        view.trace.show(trace)
+        rate = f" · {live.tokens / secs:.1f} tok/s" if secs > 0.5 else ""
+        self._show_status(f"generating · {live.tokens} tokens{rate} · esc stops")
 
     def _finish(self, turn: Turn) -> None:
         self.live = None
-        view = self.views[self.turns.index(turn)]
-        turn.text = turn.result.text if turn.result else view.trace.text
-        view.show_result()
+        self.views[self.turns.index(turn)].show_result()
         if turn.error:
             self.notify(turn.error, title="generation failed", severity="error", timeout=15)
         self._show_status("stopped" if turn.stopped else "ready")
@@ -179,6 +250,12 @@ class ChatApp(Pr1App):
         if self.generating:
             self.stop_event.set()
             self._show_status("stopping …")
+        elif self.waiting is not None:  # cancel the problem that waits for the model
+            turn, self.waiting = self.waiting, None
+            self.views.pop().remove()
+            self.turns.remove(turn)
+            self.query_one("#empty").display = not self.turns
+            self.notify("The waiting problem was cancelled.")
 
     def action_regenerate(self) -> None:
         if self.turns:
@@ -199,7 +276,7 @@ class ChatApp(Pr1App):
     def action_copy(self) -> None:
         view = self._current_view()
         if view is not None:
-            self.copy_to_clipboard(view.turn.text or view.trace.text)
+            self.copy_to_clipboard(view.trace.text)
             self.notify("Trace copied (tags written literally).")
 
     def action_toggle_blocks(self) -> None:
@@ -221,11 +298,19 @@ class ChatApp(Pr1App):
     def quit_warning(self) -> str | None:
         if self.generating:
             return "a generation is running: ctrl+q again quits."
+        if self.waiting is not None:
+            return "a problem waits for the model: ctrl+q again quits."
         unsaved = sum(t.finished for t in self.turns[self.session.saved :])
         return f"{unsaved} turn(s) are not saved (ctrl+s): ctrl+q again quits." if unsaved else None
 
 
 def run_chat(
     generator: Generator, *, settings: ChatSettings | None = None, save_path: str | Path | None = None
-) -> None:
-    ChatApp(generator, settings=settings, save_path=save_path).run()
+) -> str | None:
+    """Run the chat; returns the notice the generator's load gave (None: none), and raises what the load
+    raised (after the app has closed, so that a `Pr1Error` is the CLI's one-line error)."""
+    app = ChatApp(generator, settings=settings, save_path=save_path)
+    app.run()
+    if app.load_error is not None:
+        raise app.load_error
+    return app.notice

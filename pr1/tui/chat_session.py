@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from pr1.format import validate
 from pr1.grading import extract_answer, grade
 from pr1.jsonl import JsonlWriter
 from pr1.prompts import PARALLEL_TEMPLATE, build_messages
 from pr1.rollout.config import RolloutConfig
 from pr1.settings import invalid, setting
+from pr1.tui.live_trace import LiveTrace
+
+NO_PARALLEL_TRAINING = (
+    "This model has no parallel training, so it will not branch: run pr1 demo, then "
+    "pr1 chat --adapter runs/demo/rl/final"
+)
+SEED_BOUND = 2**31  # seeds drawn for a turn without one are below this (short enough to retype)
 
 
 @dataclass
@@ -28,19 +37,28 @@ class ChatSettings(RolloutConfig):
         if self.num_paths < 2:
             raise invalid("num_paths", self.num_paths, "a block needs at least 2 paths")
 
+    def with_seed(self) -> ChatSettings:
+        """These settings with a seed: their own, or a new random one (so that every turn can be repeated)."""
+        return self if self.seed is not None else replace(self, seed=secrets.randbelow(SEED_BOUND))
+
 
 @dataclass
 class Generation:
-    text: str
-    tokens: int
-    critical_path_tokens: int | None = None
-    truncated: bool = False
+    """How a generation ended. Its text and token counts are those of its events (the app's `LiveTrace`)."""
+
+    truncated: bool = False  # the token budget ran out
+    stopped: bool = False  # the stop event cut it short (never together with `truncated`)
 
 
 class Generator(Protocol):
     """What the chat generates with: a model behind the rollout engine, or a replay in tests."""
 
     name: str
+
+    def load(self) -> str | None:
+        """Get ready to generate; the app calls it once, in a thread, while the user may already type.
+        Returns a one-line notice for the user (the model cannot branch, ...) or None."""
+        ...
 
     def generate(
         self,
@@ -51,11 +69,26 @@ class Generator(Protocol):
     ) -> Generation: ...
 
 
-class EngineGenerator:
-    """Generates with `pr1.rollout.RolloutEngine` (one trajectory per problem)."""
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    parallel_trained: bool  # its tokenizer held the tag tokens before pr1 added them (SFT saves them)
 
-    def __init__(self, model: Any, tokenizer: Any, name: str, template: str = PARALLEL_TEMPLATE):
-        self.model, self.tokenizer, self.name, self.template = model, tokenizer, name, template
+
+class EngineGenerator:
+    """Generates with `pr1.rollout.RolloutEngine` (one trajectory per problem) with the model that `load_model`
+    returns (it runs in `load`)."""
+
+    def __init__(self, load_model: Callable[[], LoadedModel], name: str, template: str = PARALLEL_TEMPLATE):
+        self._load_model, self.name, self.template = load_model, name, template
+        self.model: Any = None
+        self.tokenizer: Any = None
+
+    def load(self) -> str | None:
+        loaded = self._load_model()
+        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        return None if loaded.parallel_trained else NO_PARALLEL_TRAINING
 
     def generate(
         self, problem: str, settings: ChatSettings, on_event: Callable[[Any], None], stop: threading.Event
@@ -64,51 +97,66 @@ class EngineGenerator:
 
         engine = RolloutEngine(self.model, self.tokenizer, RolloutConfig.of(settings))
         (traj,) = engine.generate([build_messages(problem, self.template)], n=1, on_event=on_event, stop=stop)
-        return Generation(traj.text, traj.generated_tokens, traj.critical_path_tokens, traj.truncated)
+        # the engine ends a stopped trajectory as truncated; it was the stop unless the budget ran out
+        stopped = traj.truncated and stop.is_set() and len(traj.completion_ids) < settings.max_tokens
+        return Generation(truncated=traj.truncated and not stopped, stopped=stopped)
 
 
 @dataclass
 class Turn:
-    """One problem and its answer; `answer` is the gold answer the user gave ("" when none)."""
+    """One problem and its answer; `answer` is the gold answer the user gave ("" when none). `settings`
+    always hold the seed the turn was sampled with. Once finished, `text`, the token counts and the format
+    errors are those of the trace as drawn (`LiveTrace`), which is what a saved row holds."""
 
     problem: str
     answer: str
     settings: ChatSettings
     text: str = ""
-    result: Generation | None = None
-    stopped: bool = False
+    tokens: int | None = None  # every completion token, inserted tags included (as `pr1 eval` counts)
+    critical_path_tokens: int | None = None
+    truncated: bool = False  # the token budget ran out
+    stopped: bool = False  # esc cut it short
     error: str | None = None
+    finished: bool = False
     pred: str | None = None
     correct: bool | None = None
+    format_errors: list[str] = field(default_factory=list)  # `pr1.format.validate`'s reasons
     created: float = field(default_factory=time.time)
 
-    @property
-    def finished(self) -> bool:
-        return self.result is not None or self.error is not None
+    def finish(self, live: LiveTrace, result: Generation | None, error: str | None) -> None:
+        """Record how the generation ended and what it drew; grade and check it."""
+        self.text = live.final_text()
+        self.tokens, self.critical_path_tokens = live.tokens, live.critical_path_tokens
+        self.truncated = result is not None and result.truncated
+        self.stopped = result is not None and result.stopped
+        self.error, self.finished = error, True
+        if error is None:
+            self.score()
 
     def score(self) -> None:
-        """Extract the answer, and grade it when the user gave a gold answer."""
-        if self.result is None:
-            return
+        """Extract the answer, grade it when the user gave a gold answer, and check the format."""
         if self.answer:
-            g = grade(self.result.text, self.answer)
+            g = grade(self.text, self.answer)
             self.pred, self.correct = g.pred, g.correct
         else:
-            self.pred = extract_answer(self.result.text)[0]
+            self.pred = extract_answer(self.text)[0]
+        self.format_errors = validate(self.text)
 
     def row(self, model: str) -> dict:
-        """The saved JSONL row: `completion` and `answer` are what `pr1 score` reads."""
-        r = self.result
+        """The saved JSONL row: `completion` and `answer` are what `pr1 score` reads; `format_valid` and
+        `format_errors` are named as in its records."""
         return {
             "problem": self.problem,
             "answer": self.answer,
-            "completion": r.text if r else self.text,
+            "completion": self.text,
             "model": model,
             **asdict(self.settings),
-            "tokens": r.tokens if r else None,
-            "critical_path_tokens": r.critical_path_tokens if r else None,
-            "truncated": r.truncated if r else None,
+            "tokens": self.tokens,
+            "critical_path_tokens": self.critical_path_tokens,
+            "truncated": self.truncated,
             "stopped": self.stopped,
+            "format_valid": None if self.error else not self.format_errors,
+            "format_errors": self.format_errors,
             "error": self.error,
             "time": self.created,
         }

@@ -20,6 +20,7 @@ from tui_fixtures import (  # noqa: E402
 )
 
 from pr1.tui.chat_app import ChatApp  # noqa: E402
+from pr1.tui.chat_session import ChatSettings  # noqa: E402
 from pr1.tui.watch_app import WatchApp  # noqa: E402
 from pr1.tui.widgets.rollout_list import RolloutList  # noqa: E402
 
@@ -47,6 +48,8 @@ async def main() -> None:
         await pilot.pause(0.5)
 
     async def ask(pilot, wait_paused: ReplayGenerator | None = None) -> None:  # noqa: ANN001
+        while not pilot.app.ready:
+            await pilot.pause(0.05)
         pilot.app.query_one("#prompt").value = CHAT_PROBLEM + " || 5"
         await pilot.press("enter")
         if wait_paused is not None:
@@ -66,7 +69,11 @@ async def main() -> None:
     await shoot(WatchApp(write_sft_run(tmp / "sft-demo")), "watch-sft")
     await shoot(WatchApp(write_eval_run(tmp / "eval-demo")), "watch-eval")
     live = ReplayGenerator(CHAT_EVENTS, pause_at=28)
-    await shoot(ChatApp(live, save_path=tmp / "s.jsonl"), "chat-live", lambda p: ask(p, live))
+    await shoot(
+        ChatApp(live, settings=ChatSettings(seed=7), save_path=tmp / "s.jsonl"),
+        "chat-live",
+        lambda p: ask(p, live),
+    )
     live.resume.set()
 
     async def ask_then_unfold_first(pilot) -> None:  # noqa: ANN001
@@ -75,7 +82,7 @@ async def main() -> None:
         first.set_collapsed(False)
 
     await shoot(
-        ChatApp(ReplayGenerator(CHAT_EVENTS), save_path=tmp / "s2.jsonl"),
+        ChatApp(ReplayGenerator(CHAT_EVENTS), settings=ChatSettings(seed=7), save_path=tmp / "s2.jsonl"),
         "chat-folded",
         ask_then_unfold_first,
     )

@@ -35,6 +35,49 @@ def test_chat_checks_options_before_loading_a_model(tmp_path: Path) -> None:
         invoke("chat", "--model", "no-such-model", "--prompt-file", str(tmp_path / "x.txt"))
 
 
+def test_chat_paths_per_block_is_num_paths() -> None:
+    with pytest.raises(Pr1Error, match="--num-paths 1: a block needs at least 2 paths"):
+        invoke("chat", "--model", "no-such-model", "--num-paths", "1")
+    res = runner.invoke(app, ["chat", "--paths", "2"])
+    assert res.exit_code == 2 and "No such option: --paths" in res.output
+
+
+@pytest.mark.slow
+def test_chat_says_when_the_model_has_no_parallel_training(tmp_path: Path, monkeypatch) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from pr1.commands.chat import load_chat_model
+    from pr1.models import load_tokenizer, save_model, tiny_config
+    from pr1.tui import chat_app
+    from pr1.tui.chat_session import NO_PARALLEL_TRAINING
+
+    tokenizer = load_tokenizer("smollm2-135m")  # a base model's: no tag tokens
+    base = AutoModelForCausalLM.from_config(
+        tiny_config("llama", len(tokenizer), hidden_size=16, num_layers=1)
+    )
+    save_model(base, tokenizer, tmp_path / "base")
+    loaded = []
+
+    def run_chat(generator, **_):  # noqa: ANN001, ANN003 - the app without a terminal: it loads, then quits
+        loaded.append(generator)
+        return generator.load()
+
+    monkeypatch.setattr(chat_app, "run_chat", run_chat)
+    res = runner.invoke(app, ["chat", "--model", str(tmp_path / "base"), "--device", "cpu"])
+    assert res.exit_code == 0 and res.stderr.splitlines()[-1] == NO_PARALLEL_TRAINING  # and in the app
+    (untrained,) = loaded
+    assert "<Parallel>" in untrained.tokenizer.get_vocab()  # pr1 added the tags
+    # what SFT saves: the adapter, and beside it the tokenizer with the tags
+    lora = get_peft_model(untrained.model, LoraConfig(r=2, target_modules=["q_proj"]))
+    lora.save_pretrained(tmp_path / "adapter")
+    untrained.tokenizer.save_pretrained(tmp_path / "adapter")
+    trained = load_chat_model(
+        str(tmp_path / "base"), tmp_path / "adapter", dtype="auto", device="cpu", trust_remote_code=False
+    )
+    assert trained.parallel_trained
+
+
 def test_commands_are_registered() -> None:
     names = {c.name or c.callback.__name__ for c in app.registered_commands}
     assert {"watch", "chat"} <= names

@@ -346,35 +346,41 @@ CHAT_TEXT = layout(*CHAT_PARTS)
 
 class ReplayGenerator:
     """Plays recorded events as if a model generated them. `pause_at`: wait at that event until
-    `resume` is set (or the stop event), to look at a generation in the middle."""
+    `resume` is set (or the stop event), to look at a generation in the middle. `loaded`: `load` waits
+    for it (a model that takes a while to load); `notice`: what `load` returns."""
 
     name = "replay (recorded events)"
 
-    def __init__(self, events: list[Event], *, delay: float = 0.0, pause_at: int | None = None):
+    def __init__(
+        self,
+        events: list[Event],
+        *,
+        delay: float = 0.0,
+        pause_at: int | None = None,
+        loaded: threading.Event | None = None,
+        notice: str | None = None,
+    ):
         self.events, self.delay, self.pause_at = events, delay, pause_at
+        self.loaded, self.notice = loaded, notice
         self.resume = threading.Event()
         self.paused = threading.Event()
 
-    def generate(self, problem, settings, on_event, stop):  # noqa: ANN001
-        from pr1.format import parse
-        from pr1.tui.chat_session import Generation
-        from pr1.tui.live_trace import LiveTrace
+    def load(self) -> str | None:
+        if self.loaded is not None:
+            assert self.loaded.wait(10)
+        return self.notice
 
-        collected = LiveTrace()  # the engine returns its text in layout order, not in event order
+    def generate(self, problem, settings, on_event, stop):  # noqa: ANN001
+        from pr1.tui.chat_session import Generation
+
         for i, ev in enumerate(self.events):
             if i == self.pause_at:
                 self.paused.set()
                 while not (self.resume.is_set() or stop.is_set()):
                     time.sleep(0.01)
             if stop.is_set():
-                break
+                return Generation(stopped=True)
             on_event(ev)
-            collected.add(ev)
             if self.delay:
                 time.sleep(self.delay)
-        trace = parse(collected.text)
-        critical = len(trace.main_text.split()) + sum(
-            max(len(p.text.split()) for p in b.paths) + len(b.summary.text.split() if b.summary else [])
-            for b in trace.blocks
-        )
-        return Generation(collected.text, collected.generated, critical, truncated=stop.is_set())
+        return Generation()

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Input, Label, Select
+from textual.widgets import Input, Label, Select, Static
 
 from pr1.errors import Pr1Error
 from pr1.rollout.config import MODES
@@ -32,6 +32,11 @@ class SettingsPanel(VerticalScroll):
         yield Select([(m, m) for m in MODES], value=s.mode, allow_blank=False, id="mode")
         yield Label("seed (empty: random)")
         yield Input("" if s.seed is None else str(s.seed), type="integer", id="seed")
+        yield Static(id="seed-used")
+
+    def show_seed_used(self, seed: int | None) -> None:
+        """The seed of the turn being generated: typed into the seed field, it repeats the turn."""
+        self.query_one("#seed-used", Static).update(f"last turn: {seed}")
 
     def settings(self) -> ChatSettings:
         """The settings as typed; a Pr1Error names a field that is empty or out of range."""

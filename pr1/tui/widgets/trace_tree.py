@@ -54,10 +54,11 @@ class BlockView(Vertical):
     """A `<Parallel>` block: its paths in a collapsible, then its summary (outside it, so that a folded
     block reads as its summary)."""
 
-    def __init__(self, number: int, block: Block, *, live: bool = False):
+    def __init__(self, number: int, block: Block, *, live: bool = False, unfinished: str = "writing"):
         super().__init__(classes="block")
         self.number = number
         self.live = live
+        self.unfinished = unfinished
         self.path_views = [PathView(i + 1, p) for i, p in enumerate(block.paths)]
         self.paths_box = Horizontal(*self.path_views, classes="paths")
         # live: a block folds into its summary once it closes (also one that arrives closed)
@@ -74,13 +75,14 @@ class BlockView(Vertical):
 
     def _apply_titles(self, block: Block) -> None:
         n = len(block.paths)
-        state = "" if block.closed else " · writing"
+        state = "" if block.closed else f" · {self.unfinished}"
         self.fold.title = f"Parallel block {self.number} · {n} path{'s' if n != 1 else ''}{state}"
         if block.summary is not None:
             self.summary.set_node(block.summary)
         self.summary.display = block.summary is not None
 
-    async def set_block(self, block: Block) -> None:
+    async def set_block(self, block: Block, unfinished: str) -> None:
+        self.unfinished = unfinished
         paths = block.paths
         for view, node in zip(self.path_views, paths, strict=False):
             view.set_node(node)
@@ -110,6 +112,7 @@ class TraceView(VerticalScroll):
         self.live = live
         self.text = ""
         self._source: str | Trace = ""
+        self._unfinished = "writing"
         self._parts: list[MainText | BlockView] = []
         self._syncing = False
         self._reset = False
@@ -117,11 +120,13 @@ class TraceView(VerticalScroll):
     def watch_stacked(self, stacked: bool) -> None:
         self.set_class(stacked, "-stacked")
 
-    def show(self, source: str | Trace, *, reset: bool = False) -> None:
+    def show(self, source: str | Trace, *, reset: bool = False, unfinished: str = "writing") -> None:
         """Display a trace: its text (tags written literally, finished or not) or a Trace being built
         (`LiveTrace.trace()`); cheap to call per streamed chunk. `reset`: another trace, so forget
-        what was folded and scroll back to the top."""
+        what was folded and scroll back to the top. `unfinished`: what the title of a block that is not
+        closed says (`writing` while it streams; once it has ended, why: `stopped`, `truncated`)."""
         self._source = source
+        self._unfinished = unfinished
         self.text = source if isinstance(source, str) else source.render()
         self._reset = self._reset or reset
         if not self._syncing:
@@ -154,7 +159,7 @@ class TraceView(VerticalScroll):
             if isinstance(part, str) and isinstance(widget, MainText):
                 widget.set_text(part)
             elif isinstance(part, Block) and isinstance(widget, BlockView):
-                await widget.set_block(part)
+                await widget.set_block(part, self._unfinished)
             else:
                 break
             keep += 1
@@ -170,7 +175,7 @@ class TraceView(VerticalScroll):
                     w.set_text(part)
                 else:
                     n_blocks += 1
-                    w = BlockView(n_blocks, part, live=self.live)
+                    w = BlockView(n_blocks, part, live=self.live, unfinished=self._unfinished)
                 new.append(w)
             self._parts += new
             await self.mount_all(new)
