@@ -235,6 +235,17 @@ def check_resume(
     )
 
 
+def adapter_folder(path: str | Path) -> Path:
+    """What `--adapter` names: an adapter folder as given, or a `pr1 sft` / `pr1 rl` run folder's `final/`."""
+    path = Path(path)
+    if not (path / RUN_FILE).is_file():
+        return path
+    final = path / "final"
+    if not (final / "adapter_config.json").is_file():
+        raise Pr1Error(f"--adapter {path}: this run folder holds no adapter in final/ (yet)")
+    return final
+
+
 def _last_step(path: Path) -> int:
     """The highest `step` in a stream (0 when there is none)."""
     if not path.is_file():

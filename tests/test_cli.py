@@ -102,3 +102,18 @@ def test_eval_folders_are_named_after_what_is_evaluated():
     )
     assert a.run_dir() == EvalConfig(benches=["gsm8k"], rollout_batch=8).run_dir()  # not a sampling setting
     assert a.run_dir().name.startswith("eval-smollm2-135m-gsm8k-fork-")
+
+
+def test_adapter_may_be_a_run_folder(tmp_path):
+    from pr1.errors import Pr1Error
+    from pr1.runs import Run
+
+    Run.create(tmp_path / "sft", "sft", {}).finish()
+    with pytest.raises(Pr1Error, match="holds no adapter in final/"):
+        EvalConfig(benches=["gsm8k"], adapter=str(tmp_path / "sft"))
+    (tmp_path / "sft" / "final").mkdir()
+    (tmp_path / "sft" / "final" / "adapter_config.json").write_text("{}")
+    assert EvalConfig(benches=["gsm8k"], adapter=str(tmp_path / "sft")).adapter == str(
+        tmp_path / "sft" / "final"
+    )
+    assert EvalConfig(benches=["gsm8k"], adapter="plain/folder").adapter == "plain/folder"

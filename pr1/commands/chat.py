@@ -11,17 +11,11 @@ from pr1.commands.flags import with_settings
 from pr1.embedded import EMBEDDED_MODEL
 from pr1.errors import Pr1Error
 from pr1.prompts import load_template
+from pr1.runs import adapter_folder
 from pr1.settings import resolve
 from pr1.tui.chat_session import ChatSettings, EngineGenerator, LoadedModel
 
 FLAGS = ("mode", "temperature", "top_p", "max_tokens", "num_paths", "seed")
-
-
-def load_adapter(model, adapter: Path):  # noqa: ANN001, ANN201 - transformers / peft models
-    """Apply a peft adapter folder to `model` and merge it (faster generation, no peft at run time)."""
-    from pr1.models import merge_adapter
-
-    return merge_adapter(model, adapter)
 
 
 def has_tag_tokens(tokenizer) -> bool:  # noqa: ANN001 - a transformers tokenizer
@@ -41,20 +35,13 @@ def load_chat_model(
     """The model (with `adapter` merged) and the tokenizer to chat with. It has parallel training when that
     tokenizer (the adapter's, which SFT saves beside it, else the model's: an exported model's) held the tag
     tokens before pr1 added them; a base model's tokenizer does not."""
-    from pr1.models import add_tag_tokens, load_model
+    from pr1.models import load_model, load_tokenizer
 
     lm, tokenizer = load_model(
-        model, dtype=dtype, device=device, trust_remote_code=trust_remote_code, add_tags=False
+        model, dtype=dtype, device=device, trust_remote_code=trust_remote_code, adapter=adapter
     )
-    trained = has_tag_tokens(tokenizer)
-    add_tag_tokens(lm, tokenizer)
-    if adapter is not None:
-        lm = load_adapter(lm, adapter)
-        if (adapter / "tokenizer_config.json").is_file():  # the tokenizer training used (tags, template)
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-            trained = has_tag_tokens(tokenizer)
+    trained_with = adapter if adapter is not None and (adapter / "tokenizer_config.json").is_file() else model
+    trained = has_tag_tokens(load_tokenizer(str(trained_with), trust_remote_code=trust_remote_code))
     lm.eval()
     return LoadedModel(lm, tokenizer, parallel_trained=trained)
 
@@ -62,7 +49,10 @@ def load_chat_model(
 @with_settings(ChatSettings, FLAGS)
 def chat(
     model: Annotated[str, typer.Option(help="Model name, Hub id or folder.")] = EMBEDDED_MODEL,
-    adapter: Annotated[Path | None, typer.Option(help="A peft (LoRA) adapter folder to apply.")] = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option(help="A peft (LoRA) adapter folder, or a pr1 sft / rl run folder (its final/)."),
+    ] = None,
     prompt_file: Annotated[
         str | None, typer.Option(help="parallel | sequential | a template file with {problem}.")
     ] = None,
@@ -81,6 +71,7 @@ def chat(
     The model loads while the app opens; a problem typed meanwhile waits for it."""
     sampling = resolve(ChatSettings, settings, flags=FLAGS)
     template = load_template(prompt_file)
+    adapter = adapter_folder(adapter) if adapter is not None else None
     if adapter is not None and not (adapter / "adapter_config.json").is_file():
         raise Pr1Error(f"--adapter {adapter}: not a peft adapter folder (no adapter_config.json)")
     from pr1.tui.chat_app import run_chat

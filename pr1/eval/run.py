@@ -26,7 +26,15 @@ from pr1.jsonl import iter_jsonl, write_json_atomic
 from pr1.progress import progress_bar
 from pr1.prompts import build_messages, load_template
 from pr1.rollout.config import RolloutConfig
-from pr1.runs import ROLLOUTS_FILE, SUMMARY_FILE, Run, check_resume, read_run_info, saved_settings
+from pr1.runs import (
+    ROLLOUTS_FILE,
+    SUMMARY_FILE,
+    Run,
+    adapter_folder,
+    check_resume,
+    read_run_info,
+    saved_settings,
+)
 from pr1.score import score_completion
 from pr1.settings import SettingError, setting, speller
 
@@ -57,7 +65,9 @@ class EvalConfig(RolloutConfig):
         argument=True,
     )
     model: str = setting(EMBEDDED_MODEL, "Model name, local folder or Hub id.")
-    adapter: str | None = setting(None, "A peft (LoRA) adapter folder, merged for decoding.")
+    adapter: str | None = setting(
+        None, "A peft (LoRA) adapter folder, or a pr1 sft / rl run folder (its final/), merged for decoding."
+    )
     samples: int | None = setting(
         None, "Samples per problem (METHOD.md §8).", min=1, shown="16 for AIME/AMC, 1 otherwise"
     )
@@ -75,6 +85,8 @@ class EvalConfig(RolloutConfig):
             raise SettingError("{model:name} is required (a model name, folder or Hub id)", model=None)
         if not self.benches:
             raise SettingError("expected at least one benchmark (BENCH...)")
+        if self.adapter is not None:  # a run folder means its final/ adapter
+            self.adapter = str(adapter_folder(self.adapter))
 
     def run_dir(self) -> Path:
         """--out, else a folder named after what is evaluated: another benchmark or sampling setting is another

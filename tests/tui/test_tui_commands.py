@@ -9,7 +9,6 @@ import torch
 from typer.testing import CliRunner
 
 from pr1.cli import app
-from pr1.commands.chat import load_adapter
 from pr1.errors import Pr1Error
 
 runner = CliRunner()
@@ -96,7 +95,9 @@ def test_load_adapter_merges_a_lora_adapter(tmp_path: Path) -> None:
     with torch.no_grad():
         want = peft_model(ids).logits
     base, _ = tiny_model("llama", seed=0)
-    merged = load_adapter(base, tmp_path / "adapter")
+    from pr1.models import merge_adapter
+
+    merged = merge_adapter(base, tmp_path / "adapter")
     assert not hasattr(merged, "peft_config")  # merged: plain transformers model
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, want, atol=1e-5)
