@@ -234,3 +234,13 @@ def test_pickle_weights_are_refused_and_never_loaded(tiny_dir, tmp_path):
     with pytest.raises(Pr1Error, match="holds pickle-format weights"):
         load_policy(RLConfig(model=str(tmp_path / "sft")), "hf")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_mean_at_k_comes_with_its_standard_error_over_problems():
+    def row(pid, correct):
+        return {"id": pid, "correct": correct, "pred": "1", "parallel": False, "format_valid": True, "n_blocks": 0,
+                "paths_per_block": [], "reward": 1.0 if correct else -1.0}  # fmt: skip
+
+    m = bench_metrics([row("a", True), row("a", True), row("b", False), row("b", True)])
+    assert m["mean_at_k"] == 0.75 and m["mean_at_k_stderr"] == pytest.approx(0.25)  # sd 0.354 / sqrt(2)
+    assert bench_metrics([row("a", True)])["mean_at_k_stderr"] is None

@@ -65,6 +65,7 @@ def bench_metrics(rows: Sequence[dict]) -> dict:
         "samples": k,
         **summarise(rows),
         "mean_at_k": _mean(per_problem_acc),
+        "mean_at_k_stderr": _stderr(per_problem_acc),
         "pass_at_k": pass_at,
         "maj_at_k": _mean([float(m) for m in maj]),
     }
@@ -75,6 +76,16 @@ def flat_metrics(figures: dict) -> dict[str, float]:
     out = {k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     out.update({f"pass_at_{k}": v for k, v in (figures.get("pass_at_k") or {}).items() if v is not None})
     return out
+
+
+def _stderr(values: Sequence[float]) -> float | None:
+    """The standard error of the mean over problems (sample standard deviation / sqrt(n), as
+    lm-evaluation-harness reports it); None for fewer than 2 problems."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -22,6 +22,7 @@ from pr1.datasets import eval_samples, load_problems, slug
 from pr1.embedded import EMBEDDED_MODEL
 from pr1.errors import Pr1Error
 from pr1.eval.metrics import bench_metrics, flat_metrics
+from pr1.formatting import number, percent
 from pr1.jsonl import iter_jsonl, write_json_atomic
 from pr1.progress import progress_bar
 from pr1.prompts import build_messages, load_template
@@ -194,12 +195,16 @@ def _eval_bench(
     finished: dict[int, list] = {}
     generated = 0
     start = time.perf_counter()
-    with progress_bar(console, "speed", "problems") as progress:
-        task = progress.add_task(bench, total=len(problems), completed=len(problems) - len(todo), speed="")
+    done = sum(len(have.get(p["id"], set()) & set(range(k))) for p in problems)
+    with progress_bar(console, "speed", "completions") as progress:
+        # counted in completions, not problems: with 16 samples a problem is a long wait
+        task = progress.add_task(bench, total=len(problems) * k, completed=done, speed="")
 
         def on_done(t) -> None:  # noqa: ANN001
             nonlocal generated
             generated += t.generated_tokens
+            elapsed = time.perf_counter() - start
+            progress.update(task, advance=1, speed=f"{generated / elapsed:.0f} tok/s")
             group = finished.setdefault(t.prompt_index, [])
             group.append(t)
             if len(group) < k:
@@ -210,8 +215,6 @@ def _eval_bench(
             run.log_rollouts(0, new)
             rows.extend({"step": 0, **r} for r in new)
             del finished[t.prompt_index]
-            elapsed = time.perf_counter() - start
-            progress.update(task, advance=1, speed=f"{generated / elapsed:.0f} tok/s")
 
         if todo:
             engine.generate(
@@ -251,30 +254,28 @@ def _row(bench: str, problem: dict, t) -> dict:  # noqa: ANN001
     }
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def _num(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
+def _with_stderr(f: dict) -> str:
+    """mean@k with its standard error over problems, as lm-evaluation-harness prints it: "43.8% ± 6.2"."""
+    stderr = f.get("mean_at_k_stderr")
+    return percent(f["mean_at_k"]) + ("" if stderr is None else f" ± {100 * stderr:.1f}")
 
 
 TABLE_ROWS = (
-    ("problems × samples", lambda f: f"{f['problems']} × {f['samples']}"),
-    ("mean@k", lambda f: _pct(f["mean_at_k"])),
-    ("pass@k", lambda f: _pct(f["pass_at_k"].get(str(f["samples"])))),
-    ("maj@k", lambda f: _pct(f["maj_at_k"])),
-    ("parallel ratio", lambda f: _pct(f["parallel_ratio"])),
-    ("format valid", lambda f: _pct(f["format_valid_rate"])),
-    ("blocks / response", lambda f: _num(f["blocks_mean"], 2)),
-    ("paths / block", lambda f: _num(f["paths_per_block_mean"], 2)),
-    ("<Parallel> position", lambda f: _num(f["parallel_position_mean"], 2)),
-    ("tokens (total)", lambda f: _num(f["response_tokens_mean"], 0)),
-    ("tokens (critical path)", lambda f: _num(f["critical_path_tokens_mean"], 0)),
-    ("truncated", lambda f: _pct(f["truncated_rate"])),
-    ("no answer", lambda f: _pct(f["no_answer_rate"])),
-    ("wall time (s)", lambda f: _num(f["wall_time_s"], 0)),
-    ("tokens / s", lambda f: _num(f["tokens_per_s"], 0)),
+    ("problems × samples (k)", lambda f: f"{f['problems']} × {f['samples']}"),
+    ("mean@k ± stderr", _with_stderr),
+    ("pass@k", lambda f: percent(f["pass_at_k"].get(str(f["samples"])))),
+    ("maj@k", lambda f: percent(f["maj_at_k"])),
+    ("parallel ratio", lambda f: percent(f["parallel_ratio"])),
+    ("format valid", lambda f: percent(f["format_valid_rate"])),
+    ("blocks / response", lambda f: number(f["blocks_mean"], 2)),
+    ("paths / block", lambda f: number(f["paths_per_block_mean"], 2)),
+    ("<Parallel> position", lambda f: number(f["parallel_position_mean"], 2)),
+    ("tokens (total)", lambda f: number(f["response_tokens_mean"], 0)),
+    ("tokens (critical path)", lambda f: number(f["critical_path_tokens_mean"], 0)),
+    ("truncated", lambda f: percent(f["truncated_rate"])),
+    ("no answer", lambda f: percent(f["no_answer_rate"])),
+    ("wall time (s)", lambda f: number(f["wall_time_s"], 0)),
+    ("tokens / s", lambda f: number(f["tokens_per_s"], 0)),
 )
 
 
