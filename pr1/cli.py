@@ -10,6 +10,7 @@ import typer
 
 from pr1.commands import bench, chat, data, demo, eval, export, rl, score, sft, watch
 from pr1.errors import Pr1Error
+from pr1.logs import quiet
 
 app = typer.Typer(
     name="pr1",
@@ -55,6 +56,7 @@ app.command()(bench.bench)
 
 
 def main() -> None:
+    quiet()
     try:
         app()
     except Pr1Error as e:

@@ -28,6 +28,9 @@ from pr1.checkpoints import refuse_pickle_weights
 from pr1.embedded import EMBEDDED_MODEL, cache_dir, embedded_gguf_path
 from pr1.errors import Pr1Error
 from pr1.format import TAGS
+from pr1.logs import route_transformers
+
+route_transformers()  # in the CLI, transformers' warnings go to the run log, not the console
 
 # Used only for tokenizers that have no chat template of their own (base models).
 DEFAULT_CHAT_TEMPLATE = (

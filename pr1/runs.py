@@ -30,6 +30,7 @@ from typing import Any
 from pr1.checkpoints import CHECKPOINTS_DIR
 from pr1.errors import Pr1Error
 from pr1.jsonl import JsonlWriter, iter_jsonl, read_jsonl, write_json_atomic
+from pr1.logs import log_into
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -126,6 +127,7 @@ class Run:
                 "status": "running",
             }
         write_json_atomic(existing, info)
+        log_into(path)
         run = cls(path, info)
         run.event("resume" if "resumed_at" in info else "start")
         if replaced is not None:

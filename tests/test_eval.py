@@ -244,3 +244,29 @@ def test_mean_at_k_comes_with_its_standard_error_over_problems():
     m = bench_metrics([row("a", True), row("a", True), row("b", False), row("b", True)])
     assert m["mean_at_k"] == 0.75 and m["mean_at_k_stderr"] == pytest.approx(0.25)  # sd 0.354 / sqrt(2)
     assert bench_metrics([row("a", True)])["mean_at_k_stderr"] is None
+
+
+def test_library_noise_stays_off_the_console_and_in_the_run_log(tiny_dir, tmp_path):
+    import subprocess
+    import sys
+
+    problems = tmp_path / "p.jsonl"
+    problems.write_text('{"id": "a", "problem": "x?", "answer": "\\\\frac{\\\\sqrt{2}}{2}"}\n')
+    out = tmp_path / "run"
+    args = [
+        "eval",
+        str(problems),
+        "--model",
+        str(tiny_dir),
+        "--samples",
+        "1",
+        "--max-tokens",
+        "4",
+        "--out",
+        str(out),
+    ]
+    res = subprocess.run([sys.executable, "-m", "pr1", *args], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "Loading weights" not in res.stderr and "Timeout is disabled" not in res.stderr
+    assert "Warning" not in res.stderr and (out / "pr1.log").is_file()
+    assert "mean@k" in res.stdout  # pr1's own output stays
