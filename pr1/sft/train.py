@@ -113,8 +113,11 @@ def _train(config: Pr1SFTConfig, p: Plan, run: Run, resume: bool, console: Conso
     try:
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except KeyboardInterrupt:
+        trainer.pr1_logger.close()
         _save_on_interrupt(trainer, console)
         raise
+    finally:
+        trainer.pr1_logger.close()
 
     final = checkpoints.save_final(run.path, trainer.save_model)
     run.event("final", step=trainer.state.global_step, path=str(final))

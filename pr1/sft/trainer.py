@@ -4,6 +4,8 @@ the run folder's metrics.
 `Pr1SFTMixin` overrides four methods of TRL's trainer, each for one reason:
 
   create_optimizer   the tag rows in parameter groups of their own when they have their own learning rate
+  create_scheduler   warmup of floor(warmup_ratio x steps), not transformers' ceil: a 3-step smoke run does
+                     not spend its first step at lr 0
   compute_loss       counts the trained tokens (`tokens_per_s`); on `hf` the loss of the model's own forward:
                      TRL 1.15 computes it with a fused LM head that needs Triton (absent on CPU builds of
                      torch) and reads `lm_head.bias`, which peft's trainable-token wrapper of the LM head does
@@ -24,7 +26,16 @@ from typing import Any
 
 import torch
 import trl
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 from pr1 import checkpoints
 from pr1.backends import LoadedModel, with_base
@@ -36,16 +47,29 @@ from pr1.structured import TagIds
 
 class RunLogger(TrainerCallback):
     """Writes `loss`, `lr`, `grad_norm`, `epoch`, `tokens_per_s` and `memory_gb` to metrics.jsonl at every
-    logging step; `tokens` counts the trained tokens since the last row (the trainer adds to it)."""
+    logging step, and shows the progress (step, loss, lr, tokens/s, s/step, ETA); `tokens` counts the trained
+    tokens since the last row (the trainer adds to it)."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.tokens = 0
         self.since = time.time()
+        self.progress: Progress | None = None
 
     def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
         self.run.update_info(total_steps=state.max_steps)
         self.tokens, self.since = 0, time.time()
+        self.progress = Progress(
+            TextColumn("[bold]sft"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
+        self.task = self.progress.add_task("", total=state.max_steps, completed=state.global_step)
+        self.progress.start()
         if state.global_step > 0 and lr_scheduler is not None:
             # Resumed: the restored scheduler holds the learning rate of the schedule it was saved under;
             # re-derive it at this step for this run's total steps (they differ when --max-steps changed,
@@ -66,7 +90,24 @@ class RunLogger(TrainerCallback):
             tokens_per_s=self.tokens / max(now - self.since, 1e-9),
             memory_gb=peak_memory_gb(),
         )
+        if self.progress is not None:
+            speed = self.tokens / max(now - self.since, 1e-9)
+            self.progress.update(
+                self.task,
+                completed=state.global_step,
+                description=f"loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2g}  {speed:.0f} tok/s  "
+                f"{now - self.since:.1f} s/step",
+            )
         self.tokens, self.since = 0, now
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.close()
+
+    def close(self) -> None:
+        """Stop the progress display (also when training stops with an error)."""
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
 
 class Pr1SFTMixin:
@@ -77,6 +118,11 @@ class Pr1SFTMixin:
     pr1_keep_checkpoints: int = 0  # <= 0: keep all
     pr1_tag_lr: float | None = None  # the tag rows' own learning rate; None: --lr
     pr1_own_loss: bool = False  # the loss of the model's own forward instead of TRL's
+    pr1_warmup_ratio: float = 0.0
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        self.args.warmup_steps = int(self.pr1_warmup_ratio * num_training_steps)
+        return super().create_scheduler(num_training_steps, optimizer)
 
     def create_optimizer(self, model=None):
         """The tag rows in parameter groups of their own when they have their own learning rate (the
@@ -135,12 +181,13 @@ def sft_args(config: Pr1SFTConfig, run_dir: Path, *, backend: str, micro_batch: 
         max_steps=config.max_steps or -1,
         learning_rate=config.lr,
         lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of the total steps
+        warmup_steps=0,  # floor(warmup_ratio x steps), set by Pr1SFTMixin.create_scheduler
         weight_decay=config.weight_decay,
         logging_steps=1,
         save_strategy="steps",
         save_steps=config.save_every,
         report_to=config.report_to,
+        disable_tqdm=True,  # RunLogger shows the progress
         seed=config.seed,
         bf16=cuda and torch.cuda.is_bf16_supported(),
         fp16=False,
@@ -178,4 +225,6 @@ def build_trainer(
     trainer.pr1_keep_checkpoints = config.keep_checkpoints
     trainer.pr1_tag_lr = config.tag_lr
     trainer.pr1_own_loss = backend == "hf"
+    trainer.pr1_warmup_ratio = config.warmup_ratio
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; RunLogger shows the progress
     return trainer
