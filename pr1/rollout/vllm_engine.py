@@ -46,6 +46,7 @@ import hashlib
 import itertools
 import math
 import os
+import random
 import secrets
 import struct
 import threading
@@ -178,14 +179,23 @@ def request_seed(*key: int) -> int:
 
 @contextlib.contextmanager
 def _in_process() -> Iterator[None]:
-    """vLLM's engine core in this process while an `LLM` is built: no spawned engine process (so no
-    `__main__` guard is needed, nothing is left behind at exit, and pr1's logits processors are reachable)."""
+    """While an `LLM` is built: vLLM's engine core in this process (no spawned engine process, so no
+    `__main__` guard is needed, nothing is left behind at exit, and pr1's logits processors are reachable),
+    and this process as it was afterwards: vLLM's CPU worker seeds the global random generators and replaces
+    `torch.set_num_threads` with a no-op, which would reach every caller of torch."""
+    import numpy as np
+
     key = "VLLM_ENABLE_V1_MULTIPROCESSING"
-    old = os.environ.get(key)
+    old, set_num_threads = os.environ.get(key), torch.set_num_threads
+    py_state, np_state = random.getstate(), np.random.get_state()
     os.environ[key] = "0"
     try:
-        yield
+        with torch.random.fork_rng(devices=[]):
+            yield
     finally:
+        torch.set_num_threads = set_num_threads
+        random.setstate(py_state)
+        np.random.set_state(np_state)
         if old is None:
             os.environ.pop(key, None)
         else:
@@ -202,7 +212,8 @@ def llm_settings(path: str, config: RolloutConfig, **overrides: Any) -> dict[str
     """The `vllm.LLM` arguments pr1 builds an engine with (any of them can be overridden):
     prefix caching on; room for the longest prompt plus the budget; the log-probs mode that matches the hf
     engine at the config's temperature; pr1's logits-processor plugin. On CPU: eager mode (compiling takes
-    minutes there), 32-token KV blocks (prefix caching reuses whole blocks) and a 1 GiB KV cache unless
+    minutes there), float32 weights as the hf engine has them there (vLLM's `auto` casts a float32 model to
+    bfloat16), 32-token KV blocks (prefix caching reuses whole blocks) and a 1 GiB KV cache unless
     VLLM_CPU_KVCACHE_SPACE says otherwise."""
     settings: dict[str, Any] = dict(
         model=path,
@@ -214,7 +225,7 @@ def llm_settings(path: str, config: RolloutConfig, **overrides: Any) -> dict[str
         seed=0,
     )
     if on_cpu():
-        settings.update(enforce_eager=True, block_size=32)
+        settings.update(enforce_eager=True, block_size=32, dtype="float32")
         if "VLLM_CPU_KVCACHE_SPACE" not in os.environ:
             settings["kv_cache_memory_bytes"] = 1 << 30
     return {**settings, **overrides}
@@ -358,9 +369,17 @@ class VLLMRolloutEngine:
         """Load new weights into the engine: a transformers model, a peft model (its adapters merged for the
         copy: LoRA, trainable tag rows, modules_to_save; the model is left as it was), or a state dict with
         the transformers model's names. The prefix cache is reset (its blocks hold the old weights' keys).
-        Runs on the `LLM`'s model directly (`LLM.apply_model`), so it needs no generation in flight."""
+
+        Goes through vLLM's worker `reload_weights` (checkpoint format, layer by layer), which also redoes
+        what vLLM does to weights after loading them (on CPU it repacks the linear layers and drops the
+        originals, so writing into the model's parameters, as `model.load_weights` does, fails there). With
+        the engine core in this process the tensors are handed over, not copied; no generation may be in
+        flight."""
         with named_weights(source) as weights:
-            self.llm.apply_model(lambda model: model.load_weights(weights))
+            self.llm.collective_rpc(
+                "reload_weights", kwargs={"weights_iterator": iter(weights), "is_checkpoint_format": True}
+            )
+        self.llm.apply_model(_reprocess_output_heads)
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
@@ -369,6 +388,17 @@ class VLLMRolloutEngine:
         core = getattr(engine, "engine_core", None)
         if core is not None:
             core.shutdown()
+
+
+def _reprocess_output_heads(model: torch.nn.Module) -> None:
+    """Redo what vLLM does to output heads after loading: a head tied to the input embedding gets no weights
+    of its own in a reload, so the reload leaves it as it was, and on CPU that is a copy of the old
+    embedding packed for the matrix kernels (on a GPU this is a no-op)."""
+    from vllm.model_executor.layers.vocab_parallel_embedding import ParallelLMHead
+
+    for module in model.modules():
+        if isinstance(module, ParallelLMHead):
+            module.quant_method.process_weights_after_loading(module)
 
 
 def _generation_eos(model_path: str) -> list[int]:
@@ -646,8 +676,10 @@ class _Generation:
                 path.detok = _Detok(self.e.tokenizer)
         for path in t.paths:
             if not self._add(t, self.e.tags["<Path>"], 0.0, True, path):
-                self._finish(t, truncated=True)
-                return
+                break
+        if t.count >= self.cfg.max_tokens:
+            self._finish(t, truncated=True)
+            return
         for path in t.paths:
             self._request(t, "path", path)
 
@@ -691,8 +723,10 @@ class _Generation:
         t.segment = "summary"
         for token in [tags["</Parallel>"], *self.e.newline, tags["<Summary>"]]:
             if not self._add(t, token, 0.0, True):
-                self._finish(t, truncated=True)
-                return
+                break
+        if t.count >= self.cfg.max_tokens:
+            self._finish(t, truncated=True)
+            return
         self._request(t, "summary")
 
     def _add(self, t: _Traj, token: int, logprob: float, inserted: bool, path: _Path | None = None) -> bool:
