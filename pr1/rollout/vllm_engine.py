@@ -79,7 +79,7 @@ try:
 except ImportError as err:  # pragma: no cover  (the module is imported only when vLLM was asked for)
     raise Pr1Error(
         "the vLLM engine needs vLLM: pip install 'pr1[vllm]' on a CUDA machine, or the CPU build "
-        "(see docs/INSTALL.md)"
+        "(docs/VLLM.md)"
     ) from err
 
 _MASK63 = (1 << 63) - 1
