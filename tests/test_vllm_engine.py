@@ -374,3 +374,29 @@ def test_a_script_without_a_main_guard_runs_and_exits_cleanly(vllm_engine, tmp_p
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "tokens 8 children 0" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_engines_benchmark_runs_every_row(vllm_engine):
+    """`pr1 bench`'s engine comparison at its quick size: every run produces the token counts it is meant to
+    (fork: the budget less the inserted tags), and the report's notes give the ratio and the pick per mode."""
+    from pr1.bench.vllm import VLLM_SETTINGS, engines_report
+
+    report = engines_report(vllm_engine, VLLM_SETTINGS["quick"], log=lambda line: None)
+    results = report.figures["results"]
+    assert set(results) == {
+        "vllm_generate",
+        "vllm_generate_no_logprobs",
+        "vllm_fork",
+        "vllm_free",
+        "hf_fork",
+        "hf_free",
+    }
+    assert (
+        results["vllm_generate"]["tokens"]
+        == results["vllm_free"]["tokens"]
+        == results["hf_free"]["tokens"]
+        == 4 * 32
+    )
+    assert results["vllm_fork"]["tokens"] == results["hf_fork"]["tokens"] < 4 * 32
+    assert set(report.figures["faster"]) == {"fork", "free"} and len(report.rows) == 6
+    assert any("target: at least 0.9x" in note for note in report.notes)
