@@ -48,6 +48,7 @@ import math
 import os
 import random
 import secrets
+import shutil
 import struct
 import threading
 from collections import deque
@@ -254,10 +255,15 @@ def tagged_model_folder(name_or_path: str) -> str:
         dtype = getattr(AutoConfig.from_pretrained(path), "dtype", None) or torch.float32  # kept as it is
         model, tokenizer = load_model(path, device="cpu", dtype=dtype)
         tmp = target.with_name(f".{target.name}.{os.getpid()}")
-        save_model(model, tokenizer, tmp)
-        del model
-        with contextlib.suppress(OSError):  # another process may have finished the same copy first
+        try:
+            save_model(model, tokenizer, tmp)
+            del model
             tmp.rename(target)
+        except OSError:
+            if not (target / "config.json").is_file():  # else another process finished the same copy first
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return str(target)
 
 
