@@ -90,8 +90,9 @@ class Run:
         self.rollouts = JsonlWriter(path / ROLLOUTS_FILE)
         self.events = JsonlWriter(path / EVENTS_FILE)
         # A resumed job replays the steps after its last checkpoint; their rows are in the streams already
-        # (the replay computes the same ones), so each stream keeps its first copy: steps strictly increase.
-        self._logged = {
+        # (the replay computes the same ones), so rows of the steps a stream held when it was opened are not
+        # written again: each step's rows appear once (a step may have several, e.g. an evaluation's).
+        self._held = {
             "metrics": _last_step(path / METRICS_FILE),
             "rollouts": _last_step(path / ROLLOUTS_FILE),
         }
@@ -135,21 +136,18 @@ class Run:
         return run
 
     def log_metrics(self, step: int, **metrics: Any) -> None:
-        """A metrics row of `step`, unless the stream holds that step already (a replayed step; step 0, the
-        step of jobs without steps, is always written)."""
+        """A metrics row of `step`, unless the stream held that step when this run was opened (a replayed
+        step; step 0, the step of jobs without steps, is always written)."""
         if self._new("metrics", step):
             self.metrics.write({"step": step, "time": time.time(), **metrics})
 
     def log_rollouts(self, step: int, rows: list[dict]) -> None:
-        """Rollout rows of `step`, unless the stream holds rows of that step already (see `log_metrics`)."""
+        """Rollout rows of `step`, unless the stream held rows of that step when opened (see `log_metrics`)."""
         if self._new("rollouts", step):
             self.rollouts.write_many({"step": step, **row} for row in rows)
 
     def _new(self, stream: str, step: int) -> bool:
-        if 0 < step <= self._logged[stream]:
-            return False
-        self._logged[stream] = max(self._logged[stream], step)
-        return True
+        return not 0 < step <= self._held[stream]
 
     def event(self, event: str, **data: Any) -> None:
         self.events.write({"event": event, "time": time.time(), **data})

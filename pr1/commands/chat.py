@@ -15,7 +15,7 @@ from pr1.runs import adapter_folder
 from pr1.settings import resolve
 from pr1.tui.chat_session import ChatSettings, EngineGenerator, LoadedModel
 
-FLAGS = ("mode", "temperature", "top_p", "max_tokens", "num_paths", "seed")
+FLAGS = ("mode", "temperature", "top_p", "max_tokens", "num_paths", "seed", "engine")
 
 
 def has_tag_tokens(tokenizer) -> bool:  # noqa: ANN001 - a transformers tokenizer
@@ -30,20 +30,31 @@ def has_tag_tokens(tokenizer) -> bool:  # noqa: ANN001 - a transformers tokenize
 
 
 def load_chat_model(
-    model: str, adapter: Path | None, *, dtype: str, device: str | None, trust_remote_code: bool
+    model: str,
+    adapter: Path | None,
+    settings: ChatSettings,
+    *,
+    dtype: str,
+    device: str | None,
+    trust_remote_code: bool,
 ) -> LoadedModel:
-    """The model (with `adapter` merged) and the tokenizer to chat with. It has parallel training when that
-    tokenizer (the adapter's, which SFT saves beside it, else the model's: an exported model's) held the tag
-    tokens before pr1 added them; a base model's tokenizer does not."""
+    """The rollout engine to chat with, on the model with `adapter` merged (`settings.engine`: hf, or vLLM when
+    asked for: `auto` keeps hf, whose start is the quicker for one conversation). It has parallel training
+    when the tokenizer it uses (the adapter's, which SFT saves beside it, else the model's: an exported
+    model's) held the tag tokens before pr1 added them; a base model's tokenizer does not."""
     from pr1.models import load_model, load_tokenizer
+    from pr1.rollout import RolloutConfig, RolloutEngine
+    from pr1.rollout.engines import pick_engine, vllm_engine
 
+    trained_with = adapter if adapter is not None and (adapter / "tokenizer_config.json").is_file() else model
+    trained = has_tag_tokens(load_tokenizer(str(trained_with), trust_remote_code=trust_remote_code))
+    config = RolloutConfig.of(settings)
+    if pick_engine(settings, planned_tokens=settings.max_tokens)[0] == "vllm":
+        return LoadedModel(vllm_engine(model, str(adapter) if adapter else None, config), trained)
     lm, tokenizer = load_model(
         model, dtype=dtype, device=device, trust_remote_code=trust_remote_code, adapter=adapter
     )
-    trained_with = adapter if adapter is not None and (adapter / "tokenizer_config.json").is_file() else model
-    trained = has_tag_tokens(load_tokenizer(str(trained_with), trust_remote_code=trust_remote_code))
-    lm.eval()
-    return LoadedModel(lm, tokenizer, parallel_trained=trained)
+    return LoadedModel(RolloutEngine(lm.eval(), tokenizer, config), trained)
 
 
 @with_settings(ChatSettings, FLAGS)
@@ -78,7 +89,7 @@ def chat(
 
     def load() -> LoadedModel:
         return load_chat_model(
-            model, adapter, dtype=dtype, device=device, trust_remote_code=trust_remote_code
+            model, adapter, sampling, dtype=dtype, device=device, trust_remote_code=trust_remote_code
         )
 
     name = model + (f" + {adapter.name}" if adapter else "")

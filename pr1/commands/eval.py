@@ -28,6 +28,7 @@ FLAGS = (
     "rollout_batch",
     "prompt_file",
     "seed",
+    "engine",
     "out",
     "dtype",
 )

@@ -41,6 +41,7 @@ FLAGS = (
     "mask_inserted",
     "report_to",
     "seed",
+    "engine",
 )
 
 

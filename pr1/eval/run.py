@@ -8,12 +8,14 @@ are done, so rerunning the same command resumes: finished problems are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -27,6 +29,7 @@ from pr1.jsonl import iter_jsonl, write_json_atomic
 from pr1.progress import progress_bar
 from pr1.prompts import build_messages, load_template
 from pr1.rollout.config import RolloutConfig
+from pr1.rollout.engines import pick_engine
 from pr1.runs import (
     ROLLOUTS_FILE,
     SUMMARY_FILE,
@@ -120,18 +123,23 @@ def run_eval(cfg: EvalConfig, *, flags: Collection[str] = ()) -> dict[str, dict]
     out = cfg.run_dir()
     saved = saved_settings(out, "eval", resume=None)
     template_sha256 = hashlib.sha256(template.encode()).hexdigest()[:16]
+    planned = sum(len(p) * (cfg.samples or eval_samples(b)) for b, p in benches.items()) * cfg.max_tokens
+    engine_name, why = pick_engine(cfg, planned)
     if saved is not None:
         check_resume(saved, asdict(cfg), MAY_CHANGE_ON_RESUME, speller(EvalConfig, flags), where=str(out))
-        if read_run_info(out).get("template_sha256", template_sha256) != template_sha256:
+        info = read_run_info(out)
+        if info.get("template_sha256", template_sha256) != template_sha256:
             raise Pr1Error(f"{out}: holds an eval with another prompt template; choose another --out")
+        used = info.get("engine_used", engine_name)
+        if used != engine_name:  # its rows were sampled by that engine (the engines draw different samples)
+            if cfg.engine != "auto":
+                raise Pr1Error(f"{out}: holds an eval sampled with --engine {used}; choose another --out")
+            engine_name, why = used, "the engine this folder's rows were sampled with"
     run = Run.create(out, "eval", asdict(cfg), resume=None)
-    run.update_info(template_sha256=template_sha256)
+    run.update_info(template_sha256=template_sha256, engine_used=engine_name)
     console = Console()
-    with run.recording():
-        model, tokenizer = _load(cfg)
-        from pr1.rollout import RolloutEngine
-
-        engine = RolloutEngine(model, tokenizer, RolloutConfig.of(cfg))
+    console.print(f"engine: [bold]{engine_name}[/] ({why})")
+    with run.recording(), contextlib.closing(_engine(cfg, engine_name)) as engine:
         existing = _existing_rows(out)
         results: dict[str, dict] = _read_summary(out)
         for bench, problems in benches.items():
@@ -147,6 +155,17 @@ def run_eval(cfg: EvalConfig, *, flags: Collection[str] = ()) -> dict[str, dict]
     run.finish("finished", benchmarks=list(benches))
     _print_table(console, results, [b for b in benches], out)
     return results
+
+
+def _engine(cfg: EvalConfig, name: str) -> Any:
+    """The rollout engine that samples this evaluation: hf on the model loaded here, or vLLM."""
+    if name == "vllm":
+        from pr1.rollout.engines import vllm_engine
+
+        return vllm_engine(cfg.model, cfg.adapter, RolloutConfig.of(cfg))
+    from pr1.rollout import RolloutEngine
+
+    return RolloutEngine(*_load(cfg), RolloutConfig.of(cfg))
 
 
 def _load(cfg: EvalConfig):  # noqa: ANN202

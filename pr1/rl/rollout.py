@@ -5,9 +5,11 @@ sample of its group (`num_generations` consecutive copies), and expects one comp
 sample with the trainer's current policy (unwrapped, adapters active, eval mode, no gradients) and return:
 
   prompt_ids, completion_ids   token ids; the completion in layout order (main, <Parallel>, paths, ...)
-  logprobs                     the engine's sampling log-prob per completion token (0.0 where inserted)
+  logprobs                     the engine's sampling log-prob per completion token (where inserted: 0.0 on
+                               the hf engine, NaN on vLLM, whose rollouts TRL's importance sampling
+                               corrects and reads NaN as "no correction")
   env_mask                     1 = sampled by the model, 0 = inserted by the runtime (<Path> seeds,
-                               </Parallel>, "\\n", <Summary>, a </Path> replacing EOS). TRL turns it into
+                               </Parallel>, "\\n", <Summary>, a </Path> or </Summary> replacing EOS). TRL turns it into
                                `tool_mask` and trains on `completion_mask * tool_mask`, so inserted
                                tokens get zero loss weight (all ones when `mask_inserted` is off).
   tagged_text                  the completion with its tags written literally (TRL's own decoding drops
@@ -20,17 +22,13 @@ sample with the trainer's current policy (unwrapped, adapters active, eval mode,
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from pr1.backends import generation_mode
 from pr1.rewards import rl_step
 from pr1.rl.config import RLConfig
 from pr1.rollout import RolloutConfig, RolloutEngine
-
-
-def engine_config(cfg: RLConfig) -> Any:
-    """The engine's settings: the rollout fields of the same name, and `rollout_batch` trajectories at once."""
-    return RolloutConfig.of(cfg)
 
 
 def prompt_groups(prompts: list[Any]) -> tuple[list[Any], int]:
@@ -50,16 +48,52 @@ def prompt_groups(prompts: list[Any]) -> tuple[list[Any], int]:
 
 class EngineRollout:
     """The `rollout_func` for GRPOTrainer. Each call is seeded from (seed, RL step, process), so a resumed
-    run samples what an uninterrupted one would have."""
+    run samples what an uninterrupted one would have.
 
-    def __init__(self, cfg: RLConfig, tokenizer: Any, backend: str, logits_processor: Any = None) -> None:
-        self.config = engine_config(cfg)
+    `engine`: "hf" decodes with the policy itself (pr1's engine on the unwrapped model, in generation mode);
+    "vllm" with a vLLM engine built once from `base_model`, whose weights `sync` replaces with the policy's
+    (LoRA and the trained tag rows merged) before each step's rollout: GRPOTrainer calls it through its own
+    hook (`VLLMSync`), as it does for its own vLLM. Inserted tokens get a NaN sampling log-prob there, which
+    TRL's importance-sampling correction reads as "no correction"."""
+
+    def __init__(
+        self,
+        cfg: RLConfig,
+        tokenizer: Any,
+        backend: str,
+        logits_processor: Any = None,
+        *,
+        engine: str = "hf",
+        base_model: str | None = None,
+    ) -> None:
+        self.config = RolloutConfig.of(cfg)
         self.tokenizer = tokenizer
         self.backend = backend
         self.updates_per_step = cfg.updates_per_step
         self.mask_inserted = cfg.mask_inserted
         self.logits_processor = logits_processor  # e.g. pr1.rollout.ForcedSchedule (tests, benchmarks)
-        self.engine: Any = None  # kept across steps: its decoding buffers are reused
+        self.engine_name, self.base_model = engine, base_model
+        self.engine: Any = None  # kept across steps: its decoding buffers (hf) or its vLLM engine are reused
+
+    def sync(self, trainer: Any) -> None:
+        """vLLM: load the policy's current weights into the engine (building it the first time)."""
+        from trl.models import unwrap_model_for_generation
+
+        from pr1.rollout.engines import vllm_engine
+
+        if self.engine is None:
+            self.engine = vllm_engine(self.base_model or "", None, self.config)
+        with unwrap_model_for_generation(
+            trainer.model_wrapped,
+            trainer.accelerator,
+            gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+        ) as model:
+            self.engine.load_weights(model)
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, list]:
         from trl.models import unwrap_model_for_generation  # trl after Unsloth (pr1.backends)
@@ -67,22 +101,36 @@ class EngineRollout:
         step = rl_step(trainer.state.global_step, self.updates_per_step)
         seed = (self.config.seed or 0) * 1_000_003 + step * 1_009 + trainer.accelerator.process_index
         distinct, n = prompt_groups(prompts)
-        with (
-            unwrap_model_for_generation(
-                trainer.model_wrapped,
-                trainer.accelerator,
-                gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
-            ) as model,
-            generation_mode(model, self.backend),
-        ):
-            if self.engine is None or self.engine.model is not model:
-                self.engine = RolloutEngine(model, self.tokenizer, self.config)
-            self.engine.config = dataclasses.replace(self.config, seed=seed)
+        config = dataclasses.replace(self.config, seed=seed)
+        if self.engine_name == "vllm":
+            if self.engine is None:  # TRL syncs before the rollout; not when it is called by hand
+                self.sync(trainer)
+            self.engine.config = config
             trajectories = self.engine.generate(distinct, n=n, logits_processor=self.logits_processor)
+        else:
+            with (
+                unwrap_model_for_generation(
+                    trainer.model_wrapped,
+                    trainer.accelerator,
+                    gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
+                ) as model,
+                generation_mode(model, self.backend),
+            ):
+                if self.engine is None or self.engine.model is not model:
+                    self.engine = RolloutEngine(model, self.tokenizer, config)
+                self.engine.config = config
+                trajectories = self.engine.generate(distinct, n=n, logits_processor=self.logits_processor)
+        nan_inserted = self.engine_name == "vllm"
         return {
             "prompt_ids": [t.prompt_ids for t in trajectories],
             "completion_ids": [t.completion_ids for t in trajectories],
-            "logprobs": [t.logprobs for t in trajectories],
+            "logprobs": [
+                [
+                    math.nan if ins and nan_inserted else lp
+                    for lp, ins in zip(t.logprobs, t.inserted, strict=True)
+                ]
+                for t in trajectories
+            ],
             "env_mask": [
                 [0 if ins and self.mask_inserted else 1 for ins in t.inserted] for t in trajectories
             ],
@@ -100,3 +148,15 @@ class EngineRollout:
                 for t in trajectories
             ],
         }
+
+
+class VLLMSync:
+    """What GRPOTrainer's `vllm_generation` is to its rollout hook: before a rollout whose step changed it calls
+    `sync_weights()`. pr1's sync (`EngineRollout.sync`) stands in for TRL's, which cannot send peft's trainable
+    tag rows to vLLM (it sends `token_adapter` weights under names vLLM's loaders reject)."""
+
+    def __init__(self, rollout: EngineRollout, trainer: Any) -> None:
+        self.rollout, self.trainer = rollout, trainer
+
+    def sync_weights(self) -> None:
+        self.rollout.sync(self.trainer)

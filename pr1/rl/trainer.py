@@ -45,9 +45,10 @@ from pr1.rewards import SCORE_COLUMN, make_reward_func, reward_value, rl_step
 from pr1.rl.backends import load_policy, trl_classes
 from pr1.rl.callbacks import BASE_REWARDS, RoundStats, RunCallback, StepRecorder
 from pr1.rl.config import RLConfig
-from pr1.rl.rollout import EngineRollout
+from pr1.rl.rollout import EngineRollout, VLLMSync
 from pr1.rollout.config import RolloutConfig
-from pr1.runs import Run, log_trackers_into, read_metrics, redact
+from pr1.rollout.engines import pick_engine
+from pr1.runs import RUN_FILE, Run, log_trackers_into, read_metrics, read_run_info, redact
 from pr1.score import score_completion, summarise
 from pr1.structured import TagIds, batch_inputs
 
@@ -316,6 +317,11 @@ def grpo_args(cfg: RLConfig, config_class: type, output_dir: Path, num_processes
         epsilon=cfg.clip_low,
         epsilon_high=cfg.clip_high,
         delta=cfg.dual_clip,  # verl's dual clip (clip_ratio_c): with epsilon_high < delta - 1 it is the same
+        # vLLM rollouts: TRL's importance-sampling correction per token (a per-sequence one would drop every
+        # fork-mode trajectory, whose paths were sampled without seeing each other), truncated at 3
+        vllm_importance_sampling_correction=True,
+        vllm_importance_sampling_mode="token_truncate",
+        vllm_importance_sampling_clip_max=3.0,
         beta=0.0,
         scale_rewards="group",
         temperature=cfg.temperature,
@@ -388,6 +394,12 @@ def build_trainer(
         callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)
+    if isinstance(rollout_func, EngineRollout) and rollout_func.engine_name == "vllm":
+        # TRL's vLLM machinery with pr1's engine: its sync hook (before each rollout whose step changed)
+        # and its importance-sampling correction of the rollouts' log-probs, with pr1's sync of the weights
+        trainer.use_vllm = True
+        trainer.vllm_generation = VLLMSync(rollout_func, trainer)
+        trainer._last_loaded_step = -1
     trainer.pr1_config = cfg
     trainer.pr1_recorder = recorder or StepRecorder()
     trainer.pr1_tags = TagIds.from_tokenizer(policy.tokenizer)
@@ -437,10 +449,16 @@ def train(
     backend, _ = pick_backend(cfg.backend, cfg.variant)
     dataset = build_dataset(cfg)
     source = run_folder_source(cfg.model or "")
+    # a resumed run samples with the engine it started with (the engines draw different samples)
+    engine, why = pick_engine(cfg, cfg.steps * cfg.batch * cfg.group * cfg.max_tokens)
+    saved = (read_run_info(out).get("config") or {}) if resume and (out / RUN_FILE).is_file() else {}
+    if saved.get("engine_used") not in (None, engine):
+        engine, why = saved["engine_used"], "the engine this run started with"
     config = {
         **dataclasses.asdict(cfg),
         "base_model": source[0] if source else cfg.model,
         "backend_used": backend,
+        "engine_used": engine,
     }
     run = Run.create(out, "rl", config, resume=resume) if PartialState().is_main_process else None
     checkpoint = checkpoints.latest_checkpoint(out) if resume else None
@@ -448,6 +466,7 @@ def train(
         checkpoints.refuse_pickle_weights(checkpoint)  # transformers would torch.load a pytorch_model.bin
     if run is not None:
         run.update_info(total_steps=cfg.steps, config=redact(config))
+        run.event("notice", message=f"rollout engine: {engine} ({why})")
         if resume:
             where = f"checkpoint {checkpoint.name}" if checkpoint else "step 1 (no complete checkpoint yet)"
             run.event("notice", message=f"resuming from {where}; the steps after it are replayed")
@@ -464,6 +483,9 @@ def train(
             eval_every=cfg.eval_every,
             evaluate=make_evaluate(cfg, policy.base_model, out),
         )
+        rollout = rollout_func or EngineRollout(
+            cfg, policy.tokenizer, backend, engine=engine, base_model=policy.base_model
+        )
         try:
             trainer = build_trainer(
                 cfg,
@@ -473,11 +495,13 @@ def train(
                 output_dir=out / checkpoints.CHECKPOINTS_DIR,
                 callbacks=[callback],
                 recorder=recorder,
-                rollout_func=rollout_func or EngineRollout(cfg, policy.tokenizer, backend),
+                rollout_func=rollout,
             )
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         finally:
             callback.close()
+            if isinstance(rollout, EngineRollout):
+                rollout.close()
         if run is not None:
             final = checkpoints.save_final(out, trainer.save_model)
             run.event("final", step=cfg.steps, path=str(final))

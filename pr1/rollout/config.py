@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pr1.structured import TagIds
 
 MODES = ("fork", "free", "structured")
+ENGINES = ("auto", "hf", "vllm")  # pr1.rollout.engines
 
 Prompt = str | Sequence[dict] | Sequence[int]  # raw text, chat messages, or token ids
 
@@ -43,6 +44,12 @@ class RolloutConfig(Settings):
         64, "Trajectories decoded at once (their paths decode alongside): the rollout's memory knob.", min=1
     )
     compile: bool = setting(False, "torch.compile the model's forward pass (GPU).")
+    engine: str = setting(
+        "auto",
+        "Rollout engine: hf (pr1's decoder on transformers: every mode), vllm (vLLM: fork and free), auto "
+        "(vllm where it is installed, the mode allows it and the job repays its start-up; else hf).",
+        choices=ENGINES,
+    )
 
     @classmethod
     def of(cls, settings: RolloutConfig) -> RolloutConfig:

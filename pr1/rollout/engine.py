@@ -193,6 +193,10 @@ class RolloutEngine:
         self.newline = tokenizer.encode("\n", add_special_tokens=False)
         self.decoder = RowDecoder(model, compile=self.config.compile)
 
+    def close(self) -> None:
+        """Free the decoding cache (the engines share this call: vLLM's frees its whole engine)."""
+        self.decoder.release()
+
     def encode(self, prompt: Prompt) -> list[int]:
         """Token ids of a prompt: raw text as is, chat messages through the chat template (with the generation
         prompt), token ids unchanged."""

@@ -237,7 +237,7 @@ def tagged_model_folder(name_or_path: str) -> str:
     them, for vLLM to load: the model's own folder when it has them (a pr1 SFT or RL output), else a copy with
     the tags added (`pr1.models.load_model` + `save_model`), made once under $PR1_CACHE/vllm/ and reused
     while the source files are unchanged."""
-    from pr1.models import cache_dir, load_model, load_tokenizer, resolve_model_path, save_model
+    from pr1.models import load_tokenizer, resolve_model_path
 
     path = resolve_model_path(name_or_path)
     try:
@@ -245,15 +245,42 @@ def tagged_model_folder(name_or_path: str) -> str:
         return path
     except Pr1Error:
         pass
-    source = Path(path)
-    stamp = ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(source.glob("*")))
-    digest = hashlib.sha1(f"{source.resolve()}|{stamp}".encode()).hexdigest()[:16]
-    target = cache_dir() / "vllm" / f"{source.name}-{digest}"
-    if not (target / "config.json").is_file():
-        from transformers import AutoConfig
+    return _saved_copy([Path(path)], lambda: _load_as_saved(path, None))
 
-        dtype = getattr(AutoConfig.from_pretrained(path), "dtype", None) or torch.float32  # kept as it is
-        model, tokenizer = load_model(path, device="cpu", dtype=dtype)
+
+def merged_model_folder(name_or_path: str, adapter: str | Path) -> str:
+    """A model folder of `name_or_path` with the peft `adapter` merged into it and the tags added
+    (`pr1.models.load_model(..., adapter=)`), saved once under $PR1_CACHE/vllm/ and reused while neither
+    folder's files change."""
+    from pr1.models import resolve_model_path
+
+    path = resolve_model_path(name_or_path)
+    return _saved_copy([Path(path), Path(adapter)], lambda: _load_as_saved(path, adapter))
+
+
+def _load_as_saved(path: str, adapter: str | Path | None) -> tuple[Any, Any]:
+    from transformers import AutoConfig
+
+    from pr1.models import load_model
+
+    dtype = getattr(AutoConfig.from_pretrained(path), "dtype", None) or torch.float32  # kept as it is
+    return load_model(path, device="cpu", dtype=dtype, adapter=adapter)
+
+
+def _saved_copy(sources: list[Path], load: Callable[[], tuple[Any, Any]]) -> str:
+    """The folder under $PR1_CACHE/vllm/ named after `sources` and their files (size, time), saved from
+    `load()` when it is not there yet (atomically: written aside, then renamed)."""
+    from pr1.models import cache_dir, save_model
+
+    stamp = "|".join(
+        f"{s.resolve()}:"
+        + ",".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(s.glob("*")))
+        for s in sources
+    )
+    digest = hashlib.sha1(stamp.encode()).hexdigest()[:16]
+    target = cache_dir() / "vllm" / f"{'+'.join(s.name for s in sources)}-{digest}"
+    if not (target / "config.json").is_file():
+        model, tokenizer = load()
         tmp = target.with_name(f".{target.name}.{os.getpid()}")
         try:
             save_model(model, tokenizer, tmp)

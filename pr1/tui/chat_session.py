@@ -71,31 +71,28 @@ class Generator(Protocol):
 
 @dataclass
 class LoadedModel:
-    model: Any
-    tokenizer: Any
+    engine: Any  # a rollout engine (`pr1.rollout.RolloutEngine` or `VLLMRolloutEngine`); each turn sets its config
     parallel_trained: bool  # its tokenizer held the tag tokens before pr1 added them (SFT saves them)
 
 
 class EngineGenerator:
-    """Generates with `pr1.rollout.RolloutEngine` (one trajectory per problem) with the model that `load_model`
-    returns (it runs in `load`)."""
+    """Generates with a rollout engine (one trajectory per problem), which `load_model` builds (it runs in
+    `load`)."""
 
     def __init__(self, load_model: Callable[[], LoadedModel], name: str, template: str = PARALLEL_TEMPLATE):
         self._load_model, self.name, self.template = load_model, name, template
-        self.model: Any = None
-        self.tokenizer: Any = None
+        self.engine: Any = None
 
     def load(self) -> str | None:
         loaded = self._load_model()
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.engine = loaded.engine
         return None if loaded.parallel_trained else NO_PARALLEL_TRAINING
 
     def generate(
         self, problem: str, settings: ChatSettings, on_event: Callable[[Any], None], stop: threading.Event
     ) -> Generation:
-        from pr1.rollout import RolloutEngine
-
-        engine = RolloutEngine(self.model, self.tokenizer, RolloutConfig.of(settings))
+        engine = self.engine
+        engine.config = RolloutConfig.of(settings)
         (traj,) = engine.generate([build_messages(problem, self.template)], n=1, on_event=on_event, stop=stop)
         # the engine ends a stopped trajectory as truncated; it was the stop unless the budget ran out
         stopped = traj.truncated and stop.is_set() and len(traj.completion_ids) < settings.max_tokens

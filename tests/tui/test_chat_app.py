@@ -464,10 +464,10 @@ def test_snapshot_chat_stopped_mid_block(snap_compare, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_backend(tiny):
+    from pr1.rollout import RolloutEngine
     from pr1.tui.chat_session import EngineGenerator, LoadedModel
 
-    model, tokenizer = tiny
-    return EngineGenerator(lambda: LoadedModel(model, tokenizer, parallel_trained=True), "tiny-llama")
+    return EngineGenerator(lambda: LoadedModel(RolloutEngine(*tiny), parallel_trained=True), "tiny-llama")
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ def test_chat_says_when_the_model_has_no_parallel_training(tmp_path: Path, monke
     from pr1.commands.chat import load_chat_model
     from pr1.models import load_tokenizer, save_model, tiny_config
     from pr1.tui import chat_app
-    from pr1.tui.chat_session import NO_PARALLEL_TRAINING
+    from pr1.tui.chat_session import NO_PARALLEL_TRAINING, ChatSettings
 
     tokenizer = load_tokenizer("smollm2-135m")  # a base model's: no tag tokens
     base = AutoModelForCausalLM.from_config(
@@ -66,13 +66,19 @@ def test_chat_says_when_the_model_has_no_parallel_training(tmp_path: Path, monke
     res = runner.invoke(app, ["chat", "--model", str(tmp_path / "base"), "--device", "cpu"])
     assert res.exit_code == 0 and res.stderr.splitlines()[-1] == NO_PARALLEL_TRAINING  # and in the app
     (untrained,) = loaded
-    assert "<Parallel>" in untrained.tokenizer.get_vocab()  # pr1 added the tags
+    engine = untrained.engine
+    assert "<Parallel>" in engine.tokenizer.get_vocab()  # pr1 added the tags
     # what SFT saves: the adapter, and beside it the tokenizer with the tags
-    lora = get_peft_model(untrained.model, LoraConfig(r=2, target_modules=["q_proj"]))
+    lora = get_peft_model(engine.model, LoraConfig(r=2, target_modules=["q_proj"]))
     lora.save_pretrained(tmp_path / "adapter")
-    untrained.tokenizer.save_pretrained(tmp_path / "adapter")
+    engine.tokenizer.save_pretrained(tmp_path / "adapter")
     trained = load_chat_model(
-        str(tmp_path / "base"), tmp_path / "adapter", dtype="auto", device="cpu", trust_remote_code=False
+        str(tmp_path / "base"),
+        tmp_path / "adapter",
+        ChatSettings(engine="hf"),
+        dtype="auto",
+        device="cpu",
+        trust_remote_code=False,
     )
     assert trained.parallel_trained
 
