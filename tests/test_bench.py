@@ -106,10 +106,15 @@ def test_quick_bench_on_cpu_writes_every_table(tmp_path):
     rows = {
         json.loads(line)["name"]: json.loads(line) for line in (out / "bench.jsonl").read_text().splitlines()
     }
-    assert list(rows) == ["rollout", "structured", "sft", "grpo"]
+    assert list(rows) == ["rollout", "engines", "structured", "sft", "grpo"]
     rollout = rows["rollout"]["figures"]
     assert rollout["results"]["fork"]["tokens"] > 0 and rollout["fork_vs_generate"] > 0
     assert rows["structured"]["figures"]["paths_2"]["speedup"] > 0
+    from pr1.rollout.engines import vllm_available
+
+    if vllm_available():  # vLLM and hf side by side (CI installs the CPU build)
+        engines = rows["engines"]["figures"]
+        assert engines["results"]["vllm_fork"]["tokens"] > 0 and engines["vllm_fork_vs_generate"] > 0
     (sft,) = rows["sft"]["figures"]["results"]
     assert sft["tokens_per_s"] > 0 and sft["peak_memory_gb"] > 0 and sft["steps"] == 2
     (grpo,) = rows["grpo"]["figures"]["results"]
@@ -118,8 +123,8 @@ def test_quick_bench_on_cpu_writes_every_table(tmp_path):
         0 < grpo["response_tokens_mean"] <= 24
     )  # the forced shape: max_tokens, runtime-inserted tags included
     tables = (out / "BENCH.md").read_text()
-    command = f"`pr1 bench rollout structured sft grpo --out {out} --backends hf --quick`"
-    assert tables.count("\n### ") == 4 and tables.count(command) == 4
+    command = f"`pr1 bench rollout engines structured sft grpo --out {out} --backends hf --quick`"
+    assert tables.count("\n### ") == 5 and tables.count(command) == 5
 
 
 @pytest.mark.gpu

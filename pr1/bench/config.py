@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pr1.settings import SettingError, Settings, setting
 
-BENCHMARKS = ("rollout", "structured", "sft", "grpo")
+BENCHMARKS = ("rollout", "engines", "structured", "sft", "grpo")
 BACKENDS = ("hf", "unsloth")  # the training backends of sft and grpo (skipped where unavailable)
 RESULTS_FILE = "bench.jsonl"
 TABLES_FILE = "BENCH.md"
@@ -16,7 +16,7 @@ TABLES_FILE = "BENCH.md"
 class BenchConfig(Settings):
     names: list[str] = setting(
         factory=lambda: list(BENCHMARKS),
-        help="Benchmarks to run: rollout, structured, sft, grpo (default: all).",
+        help="Benchmarks to run: rollout, engines (vLLM vs hf), structured, sft, grpo (default: all).",
         argument=True,
     )
     model: str | None = setting(

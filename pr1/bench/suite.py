@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from pr1.bench import grpo, rollout, sft
+from pr1.bench import grpo, rollout, sft, vllm
 from pr1.bench.common import default_model, environment, load_bench_model, saved_bench_model, settings_for
 from pr1.bench.config import BACKENDS, BENCHMARKS, RESULTS_FILE, TABLES_FILE, BenchConfig
 from pr1.bench.report import Report
@@ -32,6 +32,7 @@ _SETTINGS = {
     "structured": rollout.STRUCTURED_SETTINGS,
     "sft": sft.SETTINGS,
     "grpo": grpo.SETTINGS,
+    "engines": vllm.VLLM_SETTINGS,
 }
 
 
@@ -114,7 +115,9 @@ def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = pr
                 continue
             log(f"{name}: measuring")
             start = time.perf_counter()
-            if name in ("rollout", "structured"):
+            if name == "engines":
+                report = _engines_report(model_name, Path(tmp), settings, loaded, log)
+            elif name in ("rollout", "structured"):
                 if not loaded:
                     loaded.extend(load_bench_model(model_name))
                 run = rollout.rollout_report if name == "rollout" else rollout.structured_report
@@ -141,6 +144,20 @@ def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = pr
             reports.append(report)
             write_text_atomic(out / TABLES_FILE, tables_markdown([done[n] for n in BENCHMARKS if n in done]))
     return reports
+
+
+def _engines_report(
+    model_name: str, tmp: Path, settings: dict[str, Any], loaded: list[Any], log: Callable[[str], None]
+) -> Report:
+    """vLLM and the hf engine side by side on the same prompts (skipped, with the reason, without vLLM)."""
+    from pr1.rollout.engines import NOT_INSTALLED, vllm_available
+
+    if not vllm_available():
+        return Report(
+            "engines", "Rollout engines: vLLM and hf side by side", [], [], [f"skipped: {NOT_INSTALLED}"]
+        )
+    loaded.clear()  # vLLM takes its share of the memory
+    return vllm.engines_report(saved_bench_model(model_name, tmp / "model"), settings, log=log)
 
 
 def _jsonable(value: Any) -> Any:

@@ -50,6 +50,7 @@ import random
 import secrets
 import shutil
 import struct
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -183,17 +184,24 @@ def _in_process() -> Iterator[None]:
     """While an `LLM` is built: vLLM's engine core in this process (no spawned engine process, so no
     `__main__` guard is needed, nothing is left behind at exit, and pr1's logits processors are reachable),
     and this process as it was afterwards: vLLM's CPU worker seeds the global random generators and replaces
-    `torch.set_num_threads` with a no-op, which would reach every caller of torch."""
+    `torch.set_num_threads` with a no-op, which would reach every caller of torch. vLLM silences stdout by
+    its file descriptor while it starts, so a stdout without one (a test runner's capture, a Textual app's)
+    is swapped for the process's own meanwhile."""
     import numpy as np
 
     key = "VLLM_ENABLE_V1_MULTIPROCESSING"
-    old, set_num_threads = os.environ.get(key), torch.set_num_threads
+    old, set_num_threads, stdout = os.environ.get(key), torch.set_num_threads, sys.stdout
     py_state, np_state = random.getstate(), np.random.get_state()
     os.environ[key] = "0"
+    try:
+        stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+        sys.stdout = sys.__stdout__
     try:
         with torch.random.fork_rng(devices=[]):
             yield
     finally:
+        sys.stdout = stdout
         torch.set_num_threads = set_num_threads
         random.setstate(py_state)
         np.random.set_state(np_state)
