@@ -23,6 +23,7 @@ from pr1.grading import grade
 from pr1.jsonl import JsonlWriter, iter_jsonl
 from pr1.progress import progress_bar
 from pr1.prompts import build_messages, load_template
+from pr1.rollout.config import ENGINES
 from pr1.settings import SettingError, Settings, invalid, setting
 
 
@@ -48,6 +49,9 @@ class GenerateConfig(Settings):
     )
     tokenizer: str = setting(EMBEDDED_MODEL, "Tokenizer that counts --max-length tokens.")
     seed: int = setting(0, "Seed of --source synthetic and of local sampling.")
+    engine: str = setting(
+        "auto", "The rollout engine an hf: teacher samples with (pr1.rollout.engines).", choices=ENGINES
+    )
     difficulty: str = setting(DEFAULT_DIFFICULTY, "Problems of --source synthetic.", choices=DIFFICULTIES)
 
     def __post_init__(self) -> None:
@@ -186,6 +190,7 @@ def generate(
             temperature=cfg.temperature,
             concurrency=cfg.concurrency,
             seed=cfg.seed,
+            engine=cfg.engine,
         )
         counter = TokenCounter(cfg.tokenizer)
         kept = rejected = 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import os
 import queue
 import random
@@ -55,6 +57,7 @@ def make_teacher(
     temperature: float = 0.6,
     concurrency: int = 16,
     seed: int = 0,
+    engine: str = "auto",
 ) -> Teacher:
     """`--teacher`: `http(s)://host:port/v1` (with `--teacher-model`), `hf:NAME_OR_PATH`, or `synthetic`."""
     check_teacher_spec(spec, model)
@@ -62,7 +65,12 @@ def make_teacher(
         return SyntheticTeacher()
     if spec.startswith("hf:"):
         return LocalTeacher(
-            spec[3:], max_tokens=max_tokens, temperature=temperature, batch_size=concurrency, seed=seed
+            spec[3:],
+            max_tokens=max_tokens,
+            temperature=temperature,
+            batch_size=concurrency,
+            seed=seed,
+            engine=engine,
         )
     return HttpTeacher(
         spec,
@@ -246,52 +254,63 @@ def _retry_after(response: Any) -> float | None:
 
 
 class LocalTeacher:
-    """A transformers model (`hf:smollm2-135m`, `hf:PATH`, `hf:org/name`): batched `generate` with left padding
-    and the chat template applied. The tags stay plain text to this model unless it was trained with them."""
+    """A local model (`hf:smollm2-135m`, `hf:PATH`, `hf:org/name`) sampled by pr1's rollout engine in free mode
+    (one causal stream: the model writes every tag itself; on `engine` vllm or hf, `auto` as
+    `pr1.rollout.engines` picks), `batch_size` prompts at a time, with per-request seeds: a reply does not
+    depend on what else is in the batch."""
 
-    def __init__(self, name: str, *, max_tokens: int, temperature: float, batch_size: int, seed: int):
-        import torch
-
-        from pr1.models import load_model
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_tokens: int,
+        temperature: float,
+        batch_size: int,
+        seed: int,
+        engine: str = "auto",
+    ) -> None:
+        from pr1.rollout import RolloutConfig
+        from pr1.rollout.engines import pick_engine, vllm_engine
 
         self.name = f"hf:{name}"
-        self.model, self.tokenizer = load_model(name, add_tags=False)
-        self.model.eval()
-        self.tokenizer.padding_side = "left"
-        self.max_tokens, self.temperature, self.batch_size = max_tokens, temperature, batch_size
-        eos = self.model.generation_config.eos_token_id
-        eos = eos if eos is not None else self.tokenizer.eos_token_id
-        self.stop_ids = set(eos) if isinstance(eos, list) else {eos}
-        torch.manual_seed(seed)
+        self.config = RolloutConfig(
+            mode="free",
+            max_tokens=max_tokens,
+            temperature=temperature,
+            seed=seed,
+            rollout_batch=batch_size,
+            engine=engine,
+        )
+        if pick_engine(self.config)[0] == "vllm":
+            self.engine = vllm_engine(name, None, self.config)
+        else:
+            from pr1.models import load_model
+            from pr1.rollout import RolloutEngine
+
+            self.engine = RolloutEngine(*load_model(name), self.config)
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.rollout_batch
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.config = dataclasses.replace(self.config, rollout_batch=value)
 
     def generate(self, requests: Sequence[Request]) -> Iterator[tuple[int, Reply | TeacherError]]:
-        import torch
-
-        tok = self.tokenizer
-        sampling = (
-            {"do_sample": True, "temperature": self.temperature}
-            if self.temperature > 0
-            else {"do_sample": False}
-        )
         for start in range(0, len(requests), self.batch_size):
             batch = requests[start : start + self.batch_size]
-            texts = [
-                tok.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in batch
-            ]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
-                self.model.device
-            )
-            with torch.no_grad():
-                out = self.model.generate(
-                    **enc,
-                    max_new_tokens=self.max_tokens,
-                    pad_token_id=tok.pad_token_id,
-                    **sampling,
-                )
-            for j, ids in enumerate(out[:, enc["input_ids"].shape[1] :].tolist()):
-                end = next((k for k, t in enumerate(ids) if t in self.stop_ids), None)
-                text = tok.decode(ids[:end], skip_special_tokens=False)
-                yield start + j, Reply(text, truncated=end is None)
+            self.engine.config = self.config
+            keys = [_request_key(r) for r in batch]
+            trajectories = self.engine.generate([r.messages for r in batch], sample_keys=keys)
+            for j, t in enumerate(trajectories):
+                yield start + j, Reply(t.text, truncated=t.truncated)
+
+
+def _request_key(request: Request) -> int:
+    """A request's randomness key: its row id and sample number (so its reply is the same in any batch)."""
+    digest = hashlib.blake2b(f"{request.row.get('id')}\0{request.sample}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 # ------------------------------------------------------------------------------------- synthetic teacher

@@ -43,6 +43,7 @@ GENERATE_FLAGS = (
     "api_key_env",
     "tokenizer",
     "seed",
+    "engine",
 )
 
 
