@@ -123,6 +123,8 @@ def test_quick_bench_on_cpu_writes_every_table(tmp_path):
         0 < grpo["response_tokens_mean"] <= 24
     )  # the forced shape: max_tokens, runtime-inserted tags included
     tables = (out / "BENCH.md").read_text()
+    assert tables.count("load average") == 5 and all(len(r["load_average"]) == 2 for r in rows.values())
+    assert any(n.endswith((": met", ": MISSED")) for n in rows["rollout"]["notes"])  # targets marked
     command = f"`pr1 bench rollout engines structured sft grpo --out {out} --backends hf --quick`"
     assert tables.count("\n### ") == 5 and tables.count(command) == 5
 
@@ -145,3 +147,10 @@ def test_bench_on_cuda_compares_the_backends(tmp_path):
         assert sft["unsloth"]["tokens_per_s"] > 0, sft
         assert set(rows["sft"]["figures"]["unsloth_vs_hf"]) == {"tokens_per_s", "peak_memory_gb"}
         assert set(rows["grpo"]["figures"]["unsloth_vs_hf"]) == {"step_time_s", "peak_memory_gb"}
+
+
+def test_targets_are_marked_met_or_missed():
+    from pr1.bench.report import target
+
+    assert target("fork vs generate", 1.06, 0.9).endswith("1.06x (target: at least 0.9x): met")
+    assert target("batching", 3.2, 4).endswith(": MISSED")

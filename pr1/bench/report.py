@@ -42,6 +42,12 @@ class Report:
         return table
 
 
+def target(what: str, ratio: float, at_least: float) -> str:
+    """A ratio against its target, marked: "fork vs generate: 1.06x (target: at least 0.9x): met"."""
+    verdict = "met" if ratio >= at_least else "MISSED"
+    return f"{what}: {ratio:.2f}x (target: at least {at_least:g}x): {verdict}"
+
+
 def num(value: float | None, digits: int = 1, unit: str = "") -> str:
     """A figure for a table cell: thousands separated, `digits` decimals; "-" when missing."""
     if value is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pr1.bench.common import backends_report, run_backends, run_child
-from pr1.bench.report import Report, num
+from pr1.bench.report import Report, num, target
 from pr1.jsonl import read_jsonl
 
 SETTINGS = {
@@ -73,7 +73,7 @@ def sft_report(
         ],  # fmt: skip
         compared=("tokens_per_s", "peak_memory_gb"),
         comparison=lambda q: (
-            f"unsloth vs hf: {q['tokens_per_s']:.2f}x the tokens/s (target: at least 1.5x), "
-            f"{q['peak_memory_gb']:.2f}x the peak memory (target: at most 0.6x)"
+            f"{target('unsloth vs hf tokens/s', q['tokens_per_s'], 1.5)}; unsloth vs hf peak memory: "
+            f"{q['peak_memory_gb']:.2f}x (target: at most 0.6x): {'met' if q['peak_memory_gb'] <= 0.6 else 'MISSED'}"
         ),
     )

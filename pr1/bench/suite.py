@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shlex
 import tempfile
 import time
@@ -114,7 +115,7 @@ def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = pr
                 reports.append(_report(previous))
                 continue
             log(f"{name}: measuring")
-            start = time.perf_counter()
+            start, load_before = time.perf_counter(), os.getloadavg()[0]
             if name == "engines":
                 report = _engines_report(model_name, Path(tmp), settings, loaded, log)
             elif name in ("rollout", "structured"):
@@ -135,6 +136,8 @@ def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = pr
                 "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "command": command_line(config, out),
                 "seconds": round(time.perf_counter() - start, 1),
+                # the machine's 1-minute load average before and after: how busy it was (not a target)
+                "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                 "environment": env,
                 "key": _jsonable(key),
                 **asdict(report),
@@ -175,9 +178,11 @@ def tables_markdown(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         env = row["environment"]
         versions = ", ".join(f"{k} {v}" for k, v in env.items() if k != "device")
+        load = row.get("load_average")
+        busy = f", load average {load[0]:g} → {load[1]:g}" if load else ""
         measured = (
             f"**{row['date'][:10]}, {env['device']}, {versions}, model {row['key']['model']}** "
-            f"({row['seconds']:.0f} s): `{row['command']}`"
+            f"({row['seconds']:.0f} s{busy}): `{row['command']}`"
         )
         parts.append(_report(row).markdown(measured))
     return "\n".join(parts)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pr1.bench.report import Report, num
+from pr1.bench.report import Report, num, target
 from pr1.bench.rollout import PROBLEMS, BenchResult
 from pr1.prompts import build_messages
 from pr1.rollout.config import RolloutConfig
@@ -157,9 +157,7 @@ def engines_report(
         [res.name, str(res.trajectories), f"{res.tokens:,}", num(res.seconds), num(res.tokens_per_s)]
         for res in results.values()
     ]
-    notes = [
-        f"vLLM fork vs vLLM LLM.generate: {r['vllm_fork_vs_generate']:.2f}x the tokens/s (target: at least 0.9x)"
-    ]
+    notes = [target("vLLM fork vs vLLM LLM.generate (tokens/s)", r["vllm_fork_vs_generate"], 0.9)]
     for mode, engine in faster_engine(results).items():
         notes.append(
             f"{mode}: vLLM {r[f'vllm_vs_hf_{mode}']:.2f}x the hf engine's tokens/s; faster here: {engine} "
