@@ -11,19 +11,21 @@ The user turn is the same instruction as in generation, RL and evaluation (`pr1.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pr1.coldstart.generate import check_trace
 from pr1.coldstart.stats import reason_kind
+from pr1.datasets import check_answer
 from pr1.errors import Pr1Error
+from pr1.files import make_folder
 from pr1.format import strip_think
-from pr1.jsonl import dumps, iter_jsonl
+from pr1.jsonl import iter_jsonl, write_jsonl_atomic
 from pr1.prompts import build_messages
+
+__all__ = ["BuildResult", "build", "write_jsonl_atomic"]
 
 
 @dataclass
@@ -48,6 +50,7 @@ def build(
     if sft_out is None and rl_out is None:
         raise Pr1Error("nothing to write: give --out DIR, or --sft-out and/or --rl-out")
     file = Path(file)
+    _check_outputs(file, {"--sft-out": sft_out, "--rl-out": rl_out})
     sft: list[dict[str, Any]] = []
     rl: dict[str, dict[str, Any]] = {}
     reasons: Counter[str] = Counter()
@@ -60,6 +63,7 @@ def build(
         trace = row[trace_key]
         if not isinstance(trace, str) or not isinstance(row["problem"], str):
             raise Pr1Error(f"{file}:{lineno}: 'problem' and {trace_key!r} must be strings")
+        check_answer(row["answer"], f"{file}:{lineno}")
         trace = strip_think(trace)
         if check and (why := check_trace(trace, row["answer"])):
             left_out += 1
@@ -86,16 +90,20 @@ def build(
     return BuildResult(len(sft), len(rl), left_out, reasons)
 
 
-def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write all rows to a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(dumps(row) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _check_outputs(file: Path, outs: dict[str, str | Path | None]) -> None:
+    """Before reading anything: refuse outputs that would overwrite the input or each other, that are
+    folders, or whose folder cannot be written (so that no output is written when another cannot be)."""
+    seen: dict[Path, str] = {file.resolve(): "the input file"}
+    for flag, out in outs.items():
+        if out is None:
+            continue
+        out = Path(out)
+        if out.is_dir():
+            raise Pr1Error(f"{flag} {out}: is a folder, expected a file name")
+        target = out.resolve()
+        if target in seen:
+            raise Pr1Error(f"{flag} {out}: is {seen[target]}; write to another file")
+        seen[target] = f"also {flag}"
+        folder = make_folder(out.parent)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise Pr1Error(f"{flag} {out}: cannot write in {folder} (permission denied)")
