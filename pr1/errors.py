@@ -9,6 +9,8 @@ full disk, bytes that are not UTF-8) are the user's to fix too: `user_message` w
 from __future__ import annotations
 
 import errno
+import os
+import re
 
 
 class Pr1Error(Exception):
@@ -52,13 +54,23 @@ def decode_message(err: UnicodeDecodeError, where: str = "input") -> str:
     return f"{where}: not UTF-8 text (byte 0x{byte.hex()} at position {err.start})"
 
 
+# Rust-backed libraries (safetensors, tokenizers) report an I/O error as "... (os error 28)"
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+_RUST_LIBRARIES = ("safetensors", "tokenizers")
+
+
 def user_message(err: BaseException) -> str | None:
-    """The one-line message for an error the user can fix (a Pr1Error, an I/O error with an errno, a decoding
-    error), or None for anything else (a bug: it keeps its traceback)."""
+    """The one-line message for an error the user can fix (a Pr1Error, an I/O error with an errno, also from
+    safetensors or tokenizers, a decoding error), or None for anything else (a bug: it keeps its traceback)."""
     if isinstance(err, Pr1Error):
         return str(err)
     if isinstance(err, OSError) and err.errno is not None:
         return os_message(err)
     if isinstance(err, UnicodeDecodeError):
         return decode_message(err)
+    rust = _RUST_OS_ERROR.search(str(err))
+    if rust and type(err).__module__.startswith(_RUST_LIBRARIES):
+        code = int(rust.group(1))
+        library = type(err).__module__.split(".")[0]
+        return f"{library} could not read or write a file: {os_reason(OSError(code, os.strerror(code)))}"
     return None

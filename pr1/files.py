@@ -46,6 +46,15 @@ def make_folder(path: str | Path) -> Path:
     return path
 
 
+def not_writable_reason(folder: Path) -> str:
+    """Why `folder` cannot be written: a read-only file system, or permissions."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    return "read-only file system" if read_only else "permission denied"
+
+
 def _open_new_beside(path: Path) -> tuple[int, Path]:
     """A new file beside `path`, opened for writing. Made with mode 0o666 so that the umask applies (as for any
     new file); `tempfile.mkstemp` would make it 0o600."""

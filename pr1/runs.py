@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pr1.errors import Pr1Error, decode_message, os_reason
-from pr1.files import WriterLock, make_folder
+from pr1.files import WriterLock, make_folder, not_writable_reason
 from pr1.jsonl import JsonlWriter, read_jsonl, write_json_atomic
 
 RUN_FILE = "run.json"
@@ -199,7 +199,9 @@ def saved_settings(path: str | Path, kind: str, *, resume: bool | None) -> dict 
     if path.exists() and not path.is_dir():
         raise Pr1Error(f"{path}: is a file, expected a run folder; choose another --out")
     if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
-        raise Pr1Error(f"{path}: cannot write in this folder (permission denied); choose another --out")
+        raise Pr1Error(
+            f"{path}: cannot write in this folder ({not_writable_reason(path)}); choose another --out"
+        )
     if not (path / RUN_FILE).exists():
         if resume:
             raise Pr1Error(f"--resume: {path} holds no run to resume (no {RUN_FILE})")

@@ -20,7 +20,7 @@ from pr1.coldstart.generate import check_trace
 from pr1.coldstart.stats import reason_kind
 from pr1.datasets import check_answer
 from pr1.errors import Pr1Error
-from pr1.files import make_folder
+from pr1.files import make_folder, not_writable_reason
 from pr1.format import strip_think
 from pr1.jsonl import iter_jsonl, write_jsonl_atomic
 from pr1.prompts import build_messages
@@ -106,4 +106,4 @@ def _check_outputs(file: Path, outs: dict[str, str | Path | None]) -> None:
         seen[target] = f"also {flag}"
         folder = make_folder(out.parent)
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise Pr1Error(f"{flag} {out}: cannot write in {folder} (permission denied)")
+            raise Pr1Error(f"{flag} {out}: cannot write in {folder} ({not_writable_reason(folder)})")
