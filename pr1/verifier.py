@@ -46,18 +46,7 @@ class _Helper:
     """One helper process and the pipe to it."""
 
     def __init__(self) -> None:
-        root = str(Path(__file__).resolve().parents[1])  # the folder holding the pr1 package
-        from pr1.processes import child_env
-
-        env = child_env()
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pr1.verifier"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        self.proc = _spawn()
         self._buffer = b""
         if self._read_line(time.monotonic() + STARTUP_TIMEOUT) != {"ready": True}:
             self.kill()
@@ -107,6 +96,40 @@ class _Helper:
         for pipe in (self.proc.stdin, self.proc.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()  # type: ignore[union-attr]
+
+
+def _spawn() -> subprocess.Popen:
+    """Start `python -m pr1.verifier` from a thread of its own that then waits for it: the kernel's
+    parent-death signal follows the thread that started a child, and this one lives as long as the helper
+    (the thread that asked may end first: a worker, a UI job)."""
+    from pr1.processes import child_env
+
+    root = str(Path(__file__).resolve().parents[1])  # the folder holding the pr1 package
+    env = child_env()
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    started: dict[str, object] = {}
+    ready = threading.Event()
+
+    def start_and_wait() -> None:
+        try:
+            started["proc"] = subprocess.Popen(
+                [sys.executable, "-m", "pr1.verifier"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as e:
+            started["error"] = e
+        ready.set()
+        if "proc" in started:
+            started["proc"].wait()  # type: ignore[attr-defined]
+
+    threading.Thread(target=start_and_wait, name="pr1-verifier", daemon=True).start()
+    ready.wait()
+    if "error" in started:
+        raise VerifyFailed(f"the math-verify helper did not start ({started['error']})")
+    return started["proc"]  # type: ignore[return-value]
 
 
 _lock = threading.Lock()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pr1 import verifier
 from pr1.grading import answers_match, extract_answer, grade, last_boxed, to_number
 
 
@@ -168,6 +169,19 @@ def test_extraction_is_linear_in_the_text():
     assert last_boxed("\\boxed{" * 100_000) is None
     assert extract_answer("\\boxed{" * 100_000 + " so \\boxed{3}") == ("3", "boxed")
     assert time.monotonic() - t < 2
+
+
+def test_the_helper_outlives_the_thread_that_started_it():
+    # the parent-death signal follows the thread that started a child: a worker that ends must not take the
+    # helper with it (pr1.verifier starts it from a thread of its own)
+    verifier.shutdown()
+    worker = threading.Thread(target=_warm)
+    worker.start()
+    worker.join()
+    pid = verifier._helper.proc.pid
+    time.sleep(0.3)
+    _warm()
+    assert verifier._helper.proc.pid == pid
 
 
 def test_the_math_verify_helper_dies_with_its_parent():
