@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from orphans import outlives_its_killed_parent
 from typer.testing import CliRunner
 
 from pr1.bench import sft as bench_sft
@@ -105,32 +104,16 @@ def test_finished_benchmarks_are_reused_failed_ones_measured_again(tmp_path, mon
     assert (tmp_path / "BENCH.md").read_text().count("### SFT") == 1
 
 
-def test_a_child_dies_with_its_parent(tmp_path):
+def test_a_child_dies_with_its_parent():
     # the parent starts a child the way run_child does (child_env; the child is `python -m pr1 ...`, whose
-    # main calls follow_parent), prints its pid, and is killed with SIGKILL
+    # main calls follow_parent)
     child = "from pr1.processes import follow_parent; import time; follow_parent(); print('up', flush=True); time.sleep(60)"
     code = (
         "import subprocess, sys, time; from pr1.processes import child_env\n"
         f"p = subprocess.Popen([sys.executable, '-c', {child!r}], env=child_env(), stdout=subprocess.PIPE, text=True)\n"
         "p.stdout.readline(); print(p.pid, flush=True); time.sleep(60)"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
-    pid = int(parent.stdout.readline())
-    parent.kill()
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while _running(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _running(pid)
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"  # a zombie has ended (its reaper, init, collects it)
+    assert not outlives_its_killed_parent(code)
 
 
 def test_bench_refuses_a_run_folder_of_another_job(tmp_path):

@@ -1,12 +1,9 @@
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from orphans import outlives_its_killed_parent
 
 from pr1 import verifier
 from pr1.grading import answers_match, extract_answer, grade, last_boxed, to_number
@@ -189,23 +186,7 @@ def test_the_math_verify_helper_dies_with_its_parent():
         "from pr1.grading import answers_match; from pr1 import verifier; import time\n"
         "answers_match('x^2+1', '1+x^2'); print(verifier._helper.proc.pid, flush=True); time.sleep(60)"
     )
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    helper = int(parent.stdout.readline())
-    parent.kill()  # SIGKILL: no cleanup runs in the parent
-    parent.wait()
-    deadline = time.monotonic() + 10
-    while _alive(helper) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(helper)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat")
-    return not (status.exists() and status.read_text().rsplit(")", 1)[1].split()[0] == "Z")  # not a zombie
+    assert not outlives_its_killed_parent(code)
 
 
 def _grade_file(path, key, fix=lambda s: s):

@@ -360,13 +360,7 @@ def test_two_data_generate_on_one_out_the_second_is_refused(tmp_path, capsys):
     args = [
         "data",
         "generate",
-        "--teacher",
-        "synthetic",
-        "--source",
-        "synthetic",
-        "--limit",
-        "3",
-        "--out",
+        *["--teacher", "synthetic", "--source", "synthetic", "--limit", "3", "--out"],
         out,
     ]
     with WriterLock.acquire(lock_path(out), str(out)):
