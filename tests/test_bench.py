@@ -104,6 +104,18 @@ def test_finished_benchmarks_are_reused_failed_ones_measured_again(tmp_path, mon
     assert (tmp_path / "BENCH.md").read_text().count("### SFT") == 1
 
 
+def test_a_bench_file_with_torn_or_foreign_lines_is_measured_again(tmp_path, monkeypatch):
+    measured = {"backend": "hf", "quant": "none", "tokens_per_s": 1.0, "peak_memory_gb": 1.0, "steps": 1,
+                "loss_first": 1.0, "loss_last": 1.0}  # fmt: skip
+    monkeypatch.setattr(bench_sft, "run_backend", lambda backend, model, out, settings: measured)
+    monkeypatch.setattr(suite, "saved_bench_model", lambda name, folder: name)
+    (tmp_path / "bench.jsonl").write_text('{"name": "sft", "failed": false}\nnot json\n{"name": "sf')
+    (report,) = run_bench(
+        BenchConfig(names=("sft",), backends=("hf",), quick=True), tmp_path, log=lambda line: None
+    )
+    assert not report.failed and report.rows[0][2] == "1.0"
+
+
 def test_a_child_dies_with_its_parent():
     # the parent starts a child the way run_child does (child_env; the child is `python -m pr1 ...`, whose
     # main calls follow_parent)

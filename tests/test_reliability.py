@@ -123,6 +123,14 @@ def test_io_and_decoding_errors_are_user_errors(error, message):
     assert user_message(RuntimeError("a bug")) is None and user_message(OSError("no errno")) is None
 
 
+def test_an_io_error_reported_by_safetensors_is_a_user_error():
+    from safetensors import SafetensorError  # `pr1 export --merge` onto a full disk
+
+    err = SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert user_message(err) == "safetensors could not read or write a file: no space left on the device"
+    assert user_message(ValueError("I/O error (os error 28)")) is None  # only the Rust-backed libraries'
+
+
 def test_an_io_error_anywhere_under_a_command_is_one_line(tmp_path, capsys, monkeypatch):
     import pr1.commands.score as score_command
 

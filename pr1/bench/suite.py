@@ -31,7 +31,7 @@ from pr1.bench.config import BACKENDS, BENCHMARKS, RESULTS_FILE, TABLES_FILE, Be
 from pr1.bench.report import Report
 from pr1.errors import Pr1Error
 from pr1.files import WriterLock, make_folder
-from pr1.jsonl import JsonlWriter, dumps, read_jsonl, write_text_atomic
+from pr1.jsonl import JsonlWriter, dumps, iter_jsonl, write_text_atomic
 from pr1.runs import LOCK_FILE, RUN_FILE, read_run_info
 
 WORKDIR_PREFIX = "pr1-bench-"  # temporary folders of the training benchmarks
@@ -135,7 +135,7 @@ def _run_bench(config: BenchConfig, out: Path, log: Callable[[str], None]) -> li
     results_path = out / RESULTS_FILE
     done: dict[str, dict[str, Any]] = {}
     if results_path.is_file() and not config.force:
-        done = {row["name"]: row for row in read_jsonl(results_path)}
+        done = _measured(results_path)
     reports: list[Report] = []
     loaded: list[Any] = []  # the in-process model, loaded once for rollout and structured
     with (
@@ -185,6 +185,14 @@ def _run_bench(config: BenchConfig, out: Path, log: Callable[[str], None]) -> li
             reports.append(report)
             write_text_atomic(out / TABLES_FILE, tables_markdown([done[n] for n in BENCHMARKS if n in done]))
     return reports
+
+
+def _measured(path: Path) -> dict[str, dict[str, Any]]:
+    """The benchmarks bench.jsonl holds, by name. A line that is not a whole row of `pr1 bench` (torn by a
+    kill, edited by hand) is no measurement: that benchmark is measured again."""
+    needed = {"name", "date", "command", "seconds", "environment", "key", *(f.name for f in fields(Report))}
+    rows = (row for _, row in iter_jsonl(path, skip_bad=True))
+    return {row["name"]: row for row in rows if needed <= row.keys() and isinstance(row["name"], str)}
 
 
 def _jsonable(value: Any) -> Any:
