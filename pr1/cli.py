@@ -65,25 +65,22 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
-def _thread_hook(args: threading.ExceptHookArgs) -> None:
-    if args.exc_type is not SystemExit:
-        _State.thread_failed = True
-    _previous_thread_hook(args)
-
-
-_previous_thread_hook = threading.excepthook
-
-
 def run(args: Sequence[str] | None = None) -> int:
     """Run the `pr1` command line `args` (default: sys.argv[1:]) and return its exit status."""
     _State.debug = _State.thread_failed = _State.terminated = False
     in_main = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _terminate) if in_main else None
-    threading.excepthook = _thread_hook
+    old_hook = threading.excepthook
+
+    def thread_hook(hook_args: threading.ExceptHookArgs) -> None:  # prints the traceback, as before
+        _State.thread_failed = _State.thread_failed or hook_args.exc_type is not SystemExit
+        old_hook(hook_args)
+
+    threading.excepthook = thread_hook
     try:
         status = _invoke(list(sys.argv[1:] if args is None else args))
     finally:
-        threading.excepthook = _previous_thread_hook
+        threading.excepthook = old_hook
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     return 1 if status == 0 and _State.thread_failed else status

@@ -191,11 +191,12 @@ def _serve() -> None:
     from pr1.processes import follow_parent
 
     follow_parent(signal.SIGKILL)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     warnings.simplefilter("ignore")
     logging.disable(logging.CRITICAL)  # math-verify logs a warning per call when its timeouts are off
     import math_verify  # noqa: F401  (imported before "ready": start-up is not part of a comparison)
+
+    with contextlib.suppress(ValueError, OSError):  # after the imports, which the cap must not break
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
     out = sys.stdout.buffer
     out.write(b'{"ready": true}\n')
