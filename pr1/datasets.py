@@ -2,11 +2,14 @@
 
 A name resolves, in order, to: an existing local file (.jsonl / .json / .parquet); `$PR1_DATA_DIR/<file>`
 for a registry name (tests use `PR1_DATA_DIR=../shared/data`); its usual Hugging Face Hub dataset.
-`answer` keeps its source type (string, int or float): the grader copes with all of them.
+`answer` keeps its source type (string, int or float): the grader copes with all of them; any other value
+(null, an object, true/false, NaN) is refused with the row's place. Ids are unique within a set (they are
+what `pr1 data generate` and `pr1 eval` resume by), and a repeated id is refused too.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -106,14 +109,57 @@ def load_problems(name_or_path: str, *, limit: int | None = None) -> list[dict[s
 
 
 def _load_local(path: Path) -> list[dict[str, Any]]:
+    if path.is_dir():
+        raise Pr1Error(f"{path}: is a folder, expected a .jsonl or .parquet file")
     if not path.is_file():
         raise Pr1Error(f"{path}: no such file")
     if path.suffix == ".parquet":
         import datasets
 
-        ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
-        return [_normalise(row, f"{path}:{i + 1}", i) for i, row in enumerate(ds)]
-    return [_normalise(row, f"{path}:{lineno}", lineno - 1) for lineno, row in iter_jsonl(path)]
+        try:
+            ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
+        except Exception as e:  # pyarrow's errors for a file that is not parquet
+            raise Pr1Error(f"{path}: not a readable parquet file ({type(e).__name__})") from None
+        return _unique(
+            [(_normalise(row, f"{path}:{i + 1}", i), f"{path}:{i + 1}") for i, row in enumerate(ds)]
+        )
+    return _unique(
+        [
+            (_normalise(row, f"{path}:{lineno}", lineno - 1), f"{path}:{lineno}")
+            for lineno, row in iter_jsonl(path)
+        ]
+    )
+
+
+def _unique(rows: list[tuple[dict[str, Any], str]]) -> list[dict[str, Any]]:
+    """The rows, once it is sure that no id repeats (`where`: each row's FILE:LINE)."""
+    first: dict[str, str] = {}
+    for row, where in rows:
+        if row["id"] in first:
+            raise Pr1Error(
+                f"{where}: id {row['id']!r} repeats {first[row['id']]}; ids must be unique (runs resume by them)"
+            )
+        first[row["id"]] = where
+    return [row for row, _ in rows]
+
+
+def check_answer(value: Any, where: str, key: str = "answer") -> str | int | float:
+    """A gold answer as it enters: a string, an integer or a finite number, else a Pr1Error naming `where`
+    (FILE:LINE) and `key`. (An empty string is allowed: a chat session's saved turns have no gold answer, and
+    grade as incorrect.)"""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Pr1Error(f"{where}: {key!r} must be a string or a number, got {_json_type(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Pr1Error(f"{where}: {key!r} must be a finite number, got {value}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
 
 
 def _load_hub(spec: DatasetSpec) -> list[dict[str, Any]]:
@@ -130,7 +176,9 @@ def _load_hub(spec: DatasetSpec) -> list[dict[str, Any]]:
             f"could not load {spec.name!r} from the Hub ({spec.hub_id}: {type(e).__name__}); "
             f"offline, set PR1_DATA_DIR to a folder holding {spec.files[-1]}"
         ) from None
-    return [_normalise(row, f"{spec.hub_id}[{i}]", i) for i, row in enumerate(ds)]
+    return _unique(
+        [(_normalise(row, f"{spec.hub_id}[{i}]", i), f"{spec.hub_id}[{i}]") for i, row in enumerate(ds)]
+    )
 
 
 def _normalise(row: dict[str, Any], where: str, index: int) -> dict[str, Any]:
@@ -145,11 +193,14 @@ def _normalise(row: dict[str, Any], where: str, index: int) -> dict[str, Any]:
             f"{where}: expected a problem ({'/'.join(PROBLEM_KEYS)}) and an answer ({'/'.join(ANSWER_KEYS)})"
         )
     answer = row[answer_key]
-    if isinstance(answer, dict):  # verl style: {"ground_truth": ...}
-        answer = answer.get("ground_truth")
+    if isinstance(answer, dict) and "ground_truth" in answer:  # verl style: {"ground_truth": ...}
+        answer = answer["ground_truth"]
     if isinstance(answer, str) and "####" in answer:  # GSM8K solution text
         answer = answer.rsplit("####", 1)[1].strip()
+    answer = check_answer(answer, where, answer_key)
     row_id = row.get("id", row.get("unique_id", index))
+    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)):
+        raise Pr1Error(f"{where}: 'id' must be a string or an integer, got {_json_type(row_id)}")
     extras = {k: v for k, v in row.items() if k not in ("id", "problem", "answer")}
     return {"id": str(row_id), "problem": problem, "answer": answer, **extras}
 

@@ -3,24 +3,24 @@
 Extraction: from the text outside the paths (main text and summaries, `pr1.format.answer_text`), the last
 `Final Answer:` line, else the last `\\boxed{…}`; the source used is reported.
 Equivalence: plain numeric comparison first (`"025"` = 25, `27.0` = 27, `"1,080"` = 1080, `$18`, `50%`,
-`18 dollars`), then math-verify for everything symbolic. A comparison never takes more than
-`timeout` seconds: a timeout counts as incorrect, with the reason.
+`18 dollars`), then math-verify for everything symbolic. A comparison never takes more than `timeout`
+seconds, whatever the input and whichever thread asks: extraction and the numeric path are linear in the
+input (a number of more than MAX_DIGITS digits is left to math-verify), and math-verify runs in a helper
+process that is killed at the timeout (`pr1.verifier`). A timeout counts as incorrect, with the reason.
 """
 
 from __future__ import annotations
 
 import re
-import signal
-import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from fractions import Fraction
 
+from pr1 import verifier
 from pr1.format import answer_text
 
 FINAL_ANSWER_RE = re.compile(r"final\s+answer\s*[:：]\s*(.*)", re.IGNORECASE)
 DEFAULT_TIMEOUT = 5.0
+MAX_DIGITS = 4000  # longer numbers are left to math-verify (int() refuses over 4,300 digits)
 
 
 @dataclass
@@ -34,19 +34,26 @@ class Grade:
 # -------------------------------------------------------------------------------------------- extraction
 
 
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BRACE_RE = re.compile(r"[{}]")
+
+
 def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{…}` (or `\\fbox{…}`), with nested braces handled."""
-    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    for start in reversed(starts):
-        depth = 1
-        for i in range(start, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:i].strip()
-    return None
+    """Content of the last closed `\\boxed{…}` (or `\\fbox{…}`), with nested braces handled. One pass over
+    the braces, however many boxes the text opens (an unclosed one does not count)."""
+    starts = {m.end() for m in _BOX_RE.finditer(text)}
+    if not starts:
+        return None
+    best: tuple[int, int] | None = None  # (start, end) of the closed box that starts last
+    stack: list[int] = []  # where the content of each open brace starts
+    for m in _BRACE_RE.finditer(text, min(starts) - 1):
+        if m.group() == "{":
+            stack.append(m.end())
+        elif stack:
+            start = stack.pop()
+            if start in starts and (best is None or start > best[0]):
+                best = (start, m.start())
+    return None if best is None else text[best[0] : best[1]].strip()
 
 
 def extract_answer(text: str) -> tuple[str | None, str | None]:
@@ -97,15 +104,20 @@ _SAFE_TAIL_RE = re.compile(
 
 
 def to_number(s: str | int | float) -> Fraction | None:
-    """A plain number, if `s` is one (with `$`, commas, leading zeros, `.0`, a trailing unit or `%`)."""
+    """A plain number, if `s` is one (with `$`, commas, leading zeros, `.0`, a trailing unit or `%`) of at
+    most MAX_DIGITS digits."""
     if isinstance(s, bool):
         return None
     if isinstance(s, int):
         return Fraction(s)
     if isinstance(s, float):
         return Fraction(s).limit_denominator(10**9) if s == s and abs(s) != float("inf") else None
+    if len(s) > 2 * MAX_DIGITS:  # no plain number of at most MAX_DIGITS digits is this long
+        return None
     s = s.strip().replace("\\!", "").replace("{,}", ",").replace("\\,", "")
     if m := _FRACTION_RE.match(s):
+        if max(len(m.group(2)), len(m.group(3))) > MAX_DIGITS:
+            return None
         num, den = int(m.group(2)), int(m.group(3))
         if den == 0:
             return None
@@ -113,64 +125,19 @@ def to_number(s: str | int | float) -> Fraction | None:
     m = _NUMBER_RE.match(s)
     if not m or not _SAFE_TAIL_RE.match(m.group("tail")):
         return None
-    return Fraction(m.group("num").replace(",", "").replace("−", "-"))
+    number = m.group("num").replace(",", "").replace("−", "-")
+    return Fraction(number) if len(number) <= MAX_DIGITS else None
 
 
 # ----------------------------------------------------------------------------------------- math-verify
 
 
-def _math_verify(gold: str, pred: str) -> bool:
-    from math_verify import parse, verify
-
-    g = parse(_as_latex(gold), parsing_timeout=None)
-    p = parse(_as_latex(pred), parsing_timeout=None)
-    return bool(g) and bool(p) and verify(g, p, timeout_seconds=None)
-
-
-def _as_latex(s: str) -> str:
-    return s if "$" in s or "\\boxed" in s else f"${s}$"
-
-
-class _Timeout(Exception):
-    pass
-
-
-def _raise_timeout(signum: int, frame: object) -> None:
-    raise _Timeout
-
-
-_pool: ProcessPoolExecutor | None = None
-
-
-def _bounded(fn, *args, timeout: float) -> bool:  # noqa: ANN001
-    """Run fn(*args) for at most `timeout` seconds. In the main thread a timer signal interrupts it;
-    elsewhere (workers, UI threads) it runs in a helper process that is killed on timeout."""
-    global _pool
-    if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGALRM, _raise_timeout)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-        try:
-            return fn(*args)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
-    if _pool is None:
-        _pool = ProcessPoolExecutor(max_workers=1)
-    future = _pool.submit(fn, *args)
-    try:
-        return future.result(timeout=timeout)
-    except FutureTimeout:
-        for p in list(getattr(_pool, "_processes", {}).values()):
-            p.kill()
-        _pool.shutdown(wait=False, cancel_futures=True)
-        _pool = None
-        raise _Timeout from None
-
-
 def answers_match(
-    gold: str | int | float, pred: str, *, timeout: float = DEFAULT_TIMEOUT
+    gold: str | int | float, pred: str, *, timeout: float | None = None
 ) -> tuple[bool, str | None]:
-    """(equal, reason-if-not). Numeric comparison first, then math-verify within `timeout` seconds."""
+    """(equal, reason-if-not). Numeric comparison first, then math-verify within `timeout` seconds (default
+    DEFAULT_TIMEOUT), in the helper process of `pr1.verifier`, from any thread."""
+    timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     g_num, p_num = to_number(gold), to_number(pred)
     if g_num is not None and p_num is not None:
         return (True, None) if g_num == p_num else (False, "wrong answer")
@@ -178,11 +145,11 @@ def answers_match(
     if _normalise_text(gold_s) == _normalise_text(pred):
         return True, None
     try:
-        ok = _bounded(_math_verify, gold_s, pred, timeout=timeout)
-    except _Timeout:
+        ok = verifier.verify(gold_s, pred, timeout=timeout)
+    except verifier.VerifyTimeout:
         return False, f"timeout: comparison took over {timeout:g}s"
-    except Exception as e:  # math-verify raises on some malformed LaTeX
-        return False, f"unparseable answer ({type(e).__name__})"
+    except verifier.VerifyFailed as e:  # math-verify raises on some malformed LaTeX
+        return False, f"unparseable answer ({e.kind})"
     return (True, None) if ok else (False, "wrong answer")
 
 
@@ -198,7 +165,7 @@ def _normalise_text(s: str) -> str:
     return re.sub(r"\s+", "", s).replace("dfrac", "frac").replace("tfrac", "frac")
 
 
-def grade(text: str, gold: str | int | float, *, timeout: float = DEFAULT_TIMEOUT) -> Grade:
+def grade(text: str, gold: str | int | float, *, timeout: float | None = None) -> Grade:
     """Extract the answer from a response and compare it with the gold answer."""
     pred, source = extract_answer(text)
     if pred is None:

@@ -1,9 +1,9 @@
 """Is the process that writes a run folder still alive? The status a reader should show for a run.
 
 run.json says `status: running` from the start of a run until it ends; a run killed with SIGKILL (or a
-machine that lost power) never rewrites it. run.json also records the writer's `host` and `pid`, so on
-that host a reader can tell: the pid is gone (or now belongs to a process started after the run was
-created) -> the run is "stopped". On another host nothing can be known and the recorded status stands.
+machine that lost power) never rewrites it. run.json also records the writer's `host` and `pid` (a resumed
+run records the process that resumed it), so on that host a reader can tell: the pid is gone (or now belongs
+to a process started after the writer took the run) -> the run is "stopped". On another host nothing can be known and the recorded status stands.
 Light (standard library only), beside pr1/runs.py, for any reader of run folders."""
 
 from __future__ import annotations
@@ -51,20 +51,24 @@ def pid_alive(pid: int) -> bool:
 
 
 def writer_gone(info: Mapping[str, object]) -> bool:
-    """Whether the process recorded in run.json (`host`, `pid`) has certainly ended.
-
-    False when unknown: another host, no pid, or a resumed run (pr1.runs keeps the first process's pid
-    when a run is resumed, so a dead pid there says nothing about the process that resumed it)."""
+    """Whether the process recorded in run.json (`host`, `pid`: the process that started the run, or the one
+    that last resumed it) has certainly ended. False when unknown: another host, or no pid."""
     pid, host = info.get("pid"), info.get("host")
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or host != platform.node():
         return False
-    if info.get("resumed_at"):
-        return False
     if not pid_alive(pid):
         return True
-    started, created = process_start_time(pid), info.get("created")
-    # the pid is alive but was reused by a process started after the run began
-    return started is not None and isinstance(created, (int, float)) and started > created + START_SLACK_S
+    started, since = process_start_time(pid), _writer_since(info)
+    # the pid is alive but was reused by a process started after the writer took the run
+    return started is not None and since is not None and started > since + START_SLACK_S
+
+
+def _writer_since(info: Mapping[str, object]) -> float | None:
+    """When the recorded writer took the run: its last resume, else the run's creation."""
+    resumed = info.get("resumed_at")
+    times = [resumed[-1]] if isinstance(resumed, list) and resumed else [info.get("created")]
+    t = times[0]
+    return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
 
 
 def live_status(info: Mapping[str, object]) -> str:

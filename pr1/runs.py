@@ -6,6 +6,8 @@
       rollouts.jsonl    sampled traces with their rewards (always "step", "completion", "reward")
       events.jsonl      start / checkpoint / eval / end events
       checkpoints/      step-NNNNNN/ folders (safetensors)
+      errors.log        the traceback of each failure (the console shows one line)
+      writer.lock       held by the one process writing the folder (pid, host), removed when it ends
 
 Streams are append-only, one complete line per row, so a reader can tail them live and an interrupted
 run keeps every row it finished. The schema is documented in docs/RUN_FOLDER.md.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import platform
 import re
@@ -22,13 +25,15 @@ import resource
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pr1.checkpoints import CHECKPOINTS_DIR
-from pr1.errors import Pr1Error
+from pr1.errors import Pr1Error, decode_message, os_reason
+from pr1.files import WriterLock, make_folder, not_writable_reason
 from pr1.jsonl import JsonlWriter, iter_jsonl, read_jsonl, write_json_atomic
 from pr1.logs import log_into
 
@@ -38,6 +43,8 @@ ROLLOUTS_FILE = "rollouts.jsonl"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"  # an eval's figures
 TENSORBOARD_DIR = "tensorboard"  # event files of `--report-to tensorboard`
+ERRORS_FILE = "errors.log"  # tracebacks of failures
+LOCK_FILE = "writer.lock"  # pr1.files.WriterLock: one writer per run folder
 # api_key, hf_token, auth_token, secret, password ... but not max_tokens or api_key_env (a variable's name)
 SECRET_RE = re.compile(r"(api_?key$|(^|_)token$|secret|passw(or)?d|^authorization$)")
 
@@ -81,11 +88,13 @@ def redact(config: Any) -> Any:
 
 
 class Run:
-    """A run folder opened for writing. `Run.create` starts or resumes one."""
+    """A run folder opened for writing. `Run.create` starts or resumes one; the process that holds a Run is
+    the folder's one writer (its `writer.lock`) until `finish` or its end."""
 
-    def __init__(self, path: Path, info: dict):
+    def __init__(self, path: Path, info: dict, lock: WriterLock | None = None):
         self.path = path
         self.info = info
+        self.lock = lock
         self.metrics = JsonlWriter(path / METRICS_FILE)
         self.rollouts = JsonlWriter(path / ROLLOUTS_FILE)
         self.events = JsonlWriter(path / EVENTS_FILE)
@@ -100,21 +109,39 @@ class Run:
     @classmethod
     def create(cls, path: str | Path, kind: str, config: Any, *, resume: bool | None = False) -> Run:
         """Open RUN_DIR for a `kind` job ("sft", "rl", "eval", ...), starting or resuming it as
-        `saved_settings` allows (`resume`: the same meaning)."""
+        `saved_settings` allows (`resume`: the same meaning). A folder that another live process is writing
+        is refused; a resumed run records this process as its writer (`pid`, `host`)."""
         path = Path(path)
-        existing = path / RUN_FILE
+        saved_settings(path, kind, resume=resume)  # refuse before making anything
+        lock = WriterLock.acquire(make_folder(path) / LOCK_FILE, str(path))
+        try:
+            run, replaced = cls._open(path, kind, config, resume, lock)
+        except BaseException:
+            lock.release()
+            raise
+        run.event("resume" if "resumed_at" in run.info else "start")
+        if replaced is not None:
+            run.event("notice", message=f"replaced a run that {replaced} before its first step")
+        return run
+
+    @classmethod
+    def _open(
+        cls, path: Path, kind: str, config: Any, resume: bool | None, lock: WriterLock
+    ) -> tuple[Run, str | None]:
+        """The run, and the status of a run it replaced (one that failed before its first step), if any."""
+        writer = {"host": platform.node(), "pid": os.getpid()}
         replaced = None
-        if saved_settings(path, kind, resume=resume) is not None:
+        if saved_settings(path, kind, resume=resume) is not None:  # again: the folder is ours now
             info = read_run_info(path)
-            info["status"] = "running"
-            info.setdefault("resumed_at", []).append(time.time())
+            resumed = info.get("resumed_at")
+            info["resumed_at"] = [*(resumed if isinstance(resumed, list) else []), time.time()]
+            info.update(status="running", **writer)  # pr1.run_status checks this process from now on
         else:
-            if existing.exists():  # a run that failed before its first step (`never_started`)
+            if (path / RUN_FILE).exists():  # a run that failed before its first step (`never_started`)
                 replaced = read_run_info(path).get("status")
                 for name in (RUN_FILE, METRICS_FILE, ROLLOUTS_FILE, EVENTS_FILE):
                     (path / name).unlink(missing_ok=True)
                 print(f"{path}: replacing a run that {replaced} before its first step", file=sys.stderr)
-            path.mkdir(parents=True, exist_ok=True)
             info = {
                 "kind": kind,
                 "name": path.name,
@@ -123,17 +150,12 @@ class Run:
                 "config": redact(config),
                 "versions": versions(),
                 "git_commit": git_commit(),
-                "host": platform.node(),
-                "pid": os.getpid(),
+                **writer,
                 "status": "running",
             }
-        write_json_atomic(existing, info)
+        write_json_atomic(path / RUN_FILE, info)
         log_into(path)
-        run = cls(path, info)
-        run.event("resume" if "resumed_at" in info else "start")
-        if replaced is not None:
-            run.event("notice", message=f"replaced a run that {replaced} before its first step")
-        return run
+        return cls(path, info, lock), replaced
 
     def log_metrics(self, step: int, **metrics: Any) -> None:
         """A metrics row of `step`, unless the stream held that step when this run was opened (a replayed
@@ -158,22 +180,37 @@ class Run:
 
     @contextmanager
     def recording(self) -> Iterator[Run]:
-        """Mark the run `interrupted` (Ctrl-C) or `failed` (with the error's first line) if the block raises;
-        the caller finishes it itself on success, with its summary."""
+        """Mark the run `interrupted` (Ctrl-C, SIGTERM) or `failed` (with the error's first line, and its
+        traceback in errors.log) if the block raises; the caller finishes it itself on success, with its
+        summary."""
         try:
             yield self
         except KeyboardInterrupt:
             self.finish("interrupted")
             raise
         except BaseException as err:
+            self.log_error(err)
             self.finish("failed", error=(str(err).strip().splitlines() or [type(err).__name__])[0])
             raise
 
+    def log_error(self, err: BaseException) -> None:
+        """Append `err`'s traceback to errors.log (best effort: the disk may be what failed)."""
+        text = "".join(traceback.format_exception(err))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with contextlib.suppress(OSError), (self.path / ERRORS_FILE).open("a", encoding="utf-8") as f:
+            f.write(f"--- {stamp} pid {os.getpid()}\n{text}")
+
     def finish(self, status: str = "finished", **summary: Any) -> None:
-        self.event("end", status=status, **summary)
-        self.update_info(status=status, finished=time.time(), **({"summary": summary} if summary else {}))
-        for w in (self.metrics, self.rollouts, self.events):
-            w.close()
+        """Record the end (an `end` event, run.json's status and summary), close the streams and give up the
+        folder's lock, even when recording fails (a full disk)."""
+        try:
+            self.event("end", status=status, **summary)
+            self.update_info(status=status, finished=time.time(), **({"summary": summary} if summary else {}))
+        finally:
+            for w in (self.metrics, self.rollouts, self.events):
+                w.close()
+            if self.lock is not None:
+                self.lock.release()
 
 
 # ------------------------------------------------------------------------------------------- resuming
@@ -181,10 +218,16 @@ class Run:
 
 def saved_settings(path: str | Path, kind: str, *, resume: bool | None) -> dict | None:
     """The one check before a job opens its run folder; returns the settings to resume with, or None for a new
-    run. A folder holding a run of another kind is refused. `resume=True` (`--resume`): the folder must hold
-    a `kind` run; False: it must hold none; None: resume when it holds one (jobs whose rerun resumes:
-    `pr1 eval`, `pr1 demo`)."""
+    run. A folder holding a run of another kind is refused, and so is a path that is a file or a folder this
+    process cannot write in. `resume=True` (`--resume`): the folder must hold a `kind` run; False: it must hold
+    none; None: resume when it holds one (jobs whose rerun resumes: `pr1 eval`, `pr1 demo`)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise Pr1Error(f"{path}: is a file, expected a run folder; choose another --out")
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise Pr1Error(
+            f"{path}: cannot write in this folder ({not_writable_reason(path)}); choose another --out"
+        )
     if not (path / RUN_FILE).exists():
         if resume:
             raise Pr1Error(f"--resume: {path} holds no run to resume (no {RUN_FILE})")
@@ -199,7 +242,9 @@ def saved_settings(path: str | Path, kind: str, *, resume: bool | None) -> dict 
             f"{path}: a run already exists here; pass --resume to continue it or choose another --out"
         )
     config = info.get("config")
-    return config if isinstance(config, dict) else {}
+    if not isinstance(config, dict):
+        raise Pr1Error(f"{path / RUN_FILE}: 'config' is not a JSON object, so the run cannot be resumed")
+    return config
 
 
 def never_started(path: str | Path, info: dict) -> bool:
@@ -255,15 +300,24 @@ def _last_step(path: Path) -> int:
 
 
 def read_run_info(path: str | Path) -> dict:
-    import json
-
+    """run.json of the run folder `path`, as a dict; a Pr1Error (one line) when it is missing or unreadable."""
     f = Path(path) / RUN_FILE
     if not f.is_file():
         raise Pr1Error(f"{path}: not a pr1 run folder (no {RUN_FILE})")
     try:
-        return json.loads(f.read_text(encoding="utf-8"))
+        data = f.read_bytes()
+        info = json.loads(data.decode("utf-8"))
+    except OSError as e:
+        raise Pr1Error(f"{f}: cannot read ({os_reason(e)})") from None
+    except UnicodeDecodeError as e:
+        raise Pr1Error(decode_message(e, str(f))) from None
     except json.JSONDecodeError as e:
         raise Pr1Error(f"{f}: invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise Pr1Error(f"{f}: invalid JSON (nested too deeply)") from None
+    if not isinstance(info, dict):
+        raise Pr1Error(f"{f}: expected a JSON object, got {type(info).__name__}")
+    return info
 
 
 def read_metrics(path: str | Path) -> list[dict]:

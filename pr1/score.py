@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from pr1.datasets import check_answer
 from pr1.errors import Pr1Error
 from pr1.format import stats, validate
 from pr1.grading import grade
@@ -61,18 +62,18 @@ def score_file(
 ) -> Iterator[tuple[int, dict]]:
     """Yield (line number, score record) for each row of a JSON Lines file of completions."""
     for lineno, row in iter_jsonl(path, skip_bad=skip_bad):
-        missing = [k for k in (completion_key, answer_key) if k not in row]
-        bad_type = completion_key in row and not isinstance(row[completion_key], str)
-        if missing or bad_type:
+        try:
+            missing = [k for k in (completion_key, answer_key) if k not in row]
+            if missing:
+                raise Pr1Error(f"{path}:{lineno}: missing key(s) {', '.join(map(repr, missing))}")
+            if not isinstance(row[completion_key], str):
+                raise Pr1Error(f"{path}:{lineno}: {completion_key!r} is not a string")
+            answer = check_answer(row[answer_key], f"{path}:{lineno}", answer_key)
+        except Pr1Error as e:
             if skip_bad:
                 continue
-            what = (
-                f"missing key(s) {', '.join(map(repr, missing))}"
-                if missing
-                else f"{completion_key!r} is not a string"
-            )
-            raise Pr1Error(f"{path}:{lineno}: {what} (use --completion-key/--answer-key, or --skip-bad)")
-        yield lineno, score_completion(row[completion_key], row[answer_key], schedule, step)
+            raise Pr1Error(f"{e} (use --completion-key/--answer-key, or --skip-bad)") from None
+        yield lineno, score_completion(row[completion_key], answer, schedule, step)
 
 
 def _mean(values: list[float]) -> float | None:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
+from orphans import outlives_its_killed_parent
 from typer.testing import CliRunner
 
 from pr1.bench import sft as bench_sft
@@ -96,6 +102,73 @@ def test_finished_benchmarks_are_reused_failed_ones_measured_again(tmp_path, mon
     assert [r["failed"] for r in rows] == [True, False, False]
     assert rows[-1]["command"] == f"pr1 bench sft --out {tmp_path} --backends hf --set steps=3 --quick"
     assert (tmp_path / "BENCH.md").read_text().count("### SFT") == 1
+
+
+def test_a_bench_file_with_torn_or_foreign_lines_is_measured_again(tmp_path, monkeypatch):
+    measured = {"backend": "hf", "quant": "none", "tokens_per_s": 1.0, "peak_memory_gb": 1.0, "steps": 1,
+                "loss_first": 1.0, "loss_last": 1.0}  # fmt: skip
+    monkeypatch.setattr(bench_sft, "run_backend", lambda backend, model, out, settings: measured)
+    monkeypatch.setattr(suite, "saved_bench_model", lambda name, folder: name)
+    (tmp_path / "bench.jsonl").write_text('{"name": "sft", "failed": false}\nnot json\n{"name": "sf')
+    (report,) = run_bench(
+        BenchConfig(names=("sft",), backends=("hf",), quick=True), tmp_path, log=lambda line: None
+    )
+    assert not report.failed and report.rows[0][2] == "1.0"
+
+
+def test_a_child_dies_with_its_parent():
+    # the parent starts a child the way run_child does (child_env; the child is `python -m pr1 ...`, whose
+    # main calls follow_parent)
+    child = "from pr1.processes import follow_parent; import time; follow_parent(); print('up', flush=True); time.sleep(60)"
+    code = (
+        "import subprocess, sys, time; from pr1.processes import child_env\n"
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}], env=child_env(), stdout=subprocess.PIPE, text=True)\n"
+        "p.stdout.readline(); print(p.pid, flush=True); time.sleep(60)"
+    )
+    assert not outlives_its_killed_parent(code)
+
+
+def test_bench_refuses_a_run_folder_of_another_job(tmp_path):
+    from pr1.runs import Run
+
+    Run.create(tmp_path / "r", "sft", {}).finish()
+    with pytest.raises(Pr1Error, match=r"--out .*/r: holds a 'sft' run, not benchmarks"):
+        run_bench(BenchConfig(names=("sft",), quick=True), tmp_path / "r", log=lambda line: None)
+    assert not (tmp_path / "r" / "bench.jsonl").exists()
+
+
+def test_sigterm_removes_the_temporary_folder(tmp_path, monkeypatch, capsys):
+    from pr1.cli import run
+
+    seen = []
+
+    def killed(model, workdir, settings, backends, log):
+        seen.append(Path(workdir))
+        (Path(workdir) / "big.safetensors").write_bytes(b"0" * 1000)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not interrupt")
+
+    monkeypatch.setattr(suite, "saved_bench_model", lambda name, folder: name)
+    monkeypatch.setattr(bench_sft, "sft_report", killed)
+    out = tmp_path / "b"
+    assert run(["bench", "sft", "--quick", "--out", str(out), "--backends", "hf"]) == 143
+    assert seen and not seen[0].exists()  # the `with TemporaryDirectory` block was left by the exception
+    assert not (out / "writer.lock").exists()
+
+
+def test_a_temporary_folder_left_by_a_killed_bench_is_removed_by_the_next(tmp_path, monkeypatch):
+    from pr1.files import WriterLock
+    from pr1.runs import LOCK_FILE
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    abandoned, live, other = (tmp_path / f"{suite.WORKDIR_PREFIX}{n}" for n in ("a", "b", "c"))
+    for folder in (abandoned, live, other):
+        folder.mkdir()
+    (abandoned / LOCK_FILE).write_text('{"pid": 1}')  # its process was killed: nobody holds it
+    with WriterLock.acquire(live / LOCK_FILE, str(live)):  # a bench that is running
+        suite._remove_abandoned_workdirs()
+    assert not abandoned.exists() and live.exists() and other.exists()  # `other`: no lock, not known
 
 
 @pytest.mark.slow

@@ -51,10 +51,17 @@ def test_filter_reasons() -> None:
 
 class FakeServer:
     """An OpenAI-style `/v1/chat/completions` on 127.0.0.1. `failures` are statuses answered first (one per
-    request, in order); then every request gets `reply(body)` as its message content."""
+    request, in order), with `error(status, headers)` as their message; then every request gets
+    `reply(body)` as its message content."""
 
-    def __init__(self, reply=lambda body: GOOD, failures: Sequence[int] = (), delay: float = 0.0):  # noqa: ANN001
-        self.reply, self.failures, self.delay = reply, list(failures), delay
+    def __init__(
+        self,
+        reply=lambda body: GOOD,  # noqa: ANN001
+        failures: Sequence[int] = (),
+        delay: float = 0.0,
+        error=lambda status, headers: f"scripted failure {status}",  # noqa: ANN001
+    ):
+        self.reply, self.failures, self.delay, self.error = reply, list(failures), delay, error
         self.requests: list[tuple[dict, dict]] = []
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -82,7 +89,7 @@ class FakeServer:
                         "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": content}}]
                     }
                 else:
-                    payload = {"error": {"message": f"scripted failure {status}"}}
+                    payload = {"error": {"message": server.error(status, dict(self.headers))}}
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -181,6 +188,43 @@ def test_http_teacher_sends_the_key_only_in_the_header(fake_server, monkeypatch,
     assert (result.kept, result.rejected) == (3, 1)
     for path in (cfg.out, rejected_path(cfg.out)):
         assert "sk-secret" not in path.read_text()
+
+
+def test_a_server_that_echoes_the_key_never_gets_it_printed_or_written(
+    fake_server, monkeypatch, tmp_path
+) -> None:  # noqa: ANN001
+    monkeypatch.setenv("MY_TEACHER_KEY", "sk-secret-123")
+    echo = fake_server(failures=[401], error=lambda status, headers: f"bad key {headers['Authorization']}")
+    teacher = make_teacher(echo.url, model="m", api_key_env="MY_TEACHER_KEY")
+    with pytest.raises(Pr1Error) as err:
+        list(teacher.generate(_requests(1)))
+    assert str(err.value) == f"teacher {echo.url} answered HTTP 401: bad key Bearer <redacted>"
+    parrot = fake_server(reply=lambda body: GOOD + " (your key: sk-secret-123)")
+    cfg = GenerateConfig(teacher=parrot.url, out=tmp_path / "t.jsonl", source=_problem_file(tmp_path, 2))
+    generate(cfg, teacher=make_teacher(parrot.url, model="m", api_key_env="MY_TEACHER_KEY"))
+    written = cfg.out.read_text() + rejected_path(cfg.out).read_text()
+    assert "<redacted>" in written and "sk-secret" not in written
+
+
+def test_a_teachers_unbounded_answer_is_rejected_in_bounded_time(fake_server, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    from pr1 import grading
+
+    monkeypatch.setattr(grading, "DEFAULT_TIMEOUT", 1.0)
+    answers = {"What is 0 ": "$9^{9^{9}}$", "What is 1 ": "1" * 200_000}
+
+    def hostile(body: dict) -> str:
+        question = body["messages"][0]["content"]
+        answer = next((a for q, a in answers.items() if q in question), "5")
+        return GOOD.replace("Final Answer: 5", f"Final Answer: {answer}")
+
+    server = fake_server(reply=hostile)
+    cfg = GenerateConfig(teacher=server.url, out=tmp_path / "t.jsonl", source=_problem_file(tmp_path, 3))
+    start = time.monotonic()
+    result = generate(cfg, teacher=make_teacher(server.url, model="m"))
+    assert (result.kept, result.rejected) == (1, 2) and time.monotonic() - start < 20
+    reasons = {r["id"]: r["reasons"] for r in read_jsonl(rejected_path(cfg.out))}
+    assert reasons["p0"] == ["wrong answer: got 9^{9^{9}} (timeout: comparison took over 1s)"]
+    assert reasons["p1"][0].startswith("wrong answer: got 111")
 
 
 def test_teacher_spec_errors() -> None:

@@ -270,3 +270,23 @@ def test_library_noise_stays_off_the_console_and_in_the_run_log(tiny_dir, tmp_pa
     assert "Loading weights" not in res.stderr and "Timeout is disabled" not in res.stderr
     assert "Warning" not in res.stderr and (out / "pr1.log").is_file()
     assert "mean@k" in res.stdout  # pr1's own output stays
+
+
+def test_eval_refuses_rows_made_from_another_file_of_the_same_name(tiny_dir, tmp_path):
+    from pr1.runs import read_run_info
+
+    def problems(folder, words):
+        folder.mkdir()
+        path = folder / "probs.jsonl"
+        rows = [{"id": f"p{i}", "problem": f"What is {i} {w} 1?", "answer": "1"} for i, w in enumerate(words)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(path)
+
+    first, other = problems(tmp_path / "a", ["plus", "times"]), problems(tmp_path / "b", ["minus", "times"])
+    out = tmp_path / "ev"
+    args = ["--model", str(tiny_dir), "--max-tokens", "4", "--out", str(out)]
+    assert runner.invoke(app, ["eval", first, *args]).exit_code == 0
+    rows = (out / "rollouts.jsonl").read_text()
+    with pytest.raises(Pr1Error, match=r"its 'probs' rows were made from other problems \(id 'p0' differs"):
+        runner.invoke(app, ["eval", other, *args], catch_exceptions=False)
+    assert (out / "rollouts.jsonl").read_text() == rows and read_run_info(out)["status"] == "finished"

@@ -1,10 +1,31 @@
+import errno
 import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from pr1.errors import Pr1Error
-from pr1.jsonl import JsonlTail, JsonlWriter, iter_jsonl, write_json_atomic
-from pr1.runs import Run, read_metrics, read_run_info, redact
+from pr1.jsonl import (
+    JsonlTail,
+    JsonlWriter,
+    iter_jsonl,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
+from pr1.run_status import live_status
+from pr1.runs import (
+    LOCK_FILE,
+    Run,
+    read_metrics,
+    read_run_info,
+    redact,
+)
 
 
 def test_run_folder_layout_and_streams(tmp_path):
@@ -135,3 +156,158 @@ def test_a_resumed_run_keeps_the_first_copy_of_replayed_steps(tmp_path):
     ]
     rollouts = [r["completion"] for _, r in iter_jsonl(tmp_path / "rollouts.jsonl")]
     assert rollouts == ["c1", "c2", "c3", "again 4"]
+
+
+# ------------------------------------------------------------------------- reading and writing (issue 20)
+
+
+def test_the_reader_names_each_bad_line_and_skip_bad_skips_it(tmp_path):
+    p = tmp_path / "x.jsonl"
+    bad = {
+        b'{"a": "caf\xe9"}': "not UTF-8 text (byte 0xe9 at column 11)",
+        b"\x00\x89PNG\xff": "not UTF-8 text (byte 0x89 at column 2)",
+        b"[" * 100_000: "invalid JSON (nested too deeply)",
+        b'{"n": ' + b"1" * 5000 + b"}": "a number with more than 4300 digits",
+        b"[1]": "expected a JSON object, got list",
+    }
+    for line, message in bad.items():
+        p.write_bytes(b'\xef\xbb\xbf{"a": 1}\n' + line + b'\n{"a": 2}\n')  # a byte-order mark is fine
+        with pytest.raises(Pr1Error) as err:
+            list(iter_jsonl(p))
+        assert str(err.value) == f"{p}:2: {message}"
+        assert [row for _, row in iter_jsonl(p, skip_bad=True)] == [{"a": 1}, {"a": 2}]
+    with pytest.raises(Pr1Error, match="is a folder, expected a JSON Lines file"):
+        list(iter_jsonl(tmp_path))
+
+
+class FullDisk:
+    """A file whose disk fills up after `room` more bytes (writes are partial, then ENOSPC)."""
+
+    def __init__(self, f, room: int):
+        self.f, self.room = f, room
+
+    def fileno(self) -> int:
+        return self.f.fileno()
+
+    def write(self, data) -> int:  # noqa: ANN001
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        n = min(len(data), self.room)
+        self.room -= n
+        return self.f.write(bytes(data[:n]))
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def test_a_write_that_fills_the_disk_leaves_the_last_complete_line(tmp_path):
+    p = tmp_path / "m.jsonl"
+    w = JsonlWriter(p)
+    w.write({"step": 1})
+    w._f = FullDisk(w._f, room=7)  # the next row gets 7 of its bytes onto the disk, then ENOSPC
+    with pytest.raises(
+        Pr1Error, match=r"m.jsonl: cannot write \(no space left on the device\); the file ends at"
+    ):
+        w.write({"step": 2, "loss": 0.5})
+    with pytest.raises(Pr1Error):
+        w.write_many([{"step": 3}, {"step": 4}])  # all the rows or none
+    w.close()
+    assert p.read_text() == '{"step": 1}\n'
+
+
+def test_an_atomic_write_that_fails_changes_nothing(tmp_path, monkeypatch):
+    target = tmp_path / "summary.json"
+    write_json_atomic(target, {"old": True})
+    fdopen = os.fdopen
+
+    class Full:  # a buffered file on a disk that fills up after a few bytes
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:3])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, *args, **kwargs: Full(fdopen(fd, *args, **kwargs)))
+    with pytest.raises(Pr1Error, match=r"summary.json: cannot write \(no space left on the device\)"):
+        write_json_atomic(target, {"new": True})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temporary file left
+
+
+def test_written_files_get_the_users_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "a.json", {})
+        write_jsonl_atomic(tmp_path / "b.jsonl", [{"x": 1}])
+        Run.create(tmp_path / "run", "eval", {}).finish()
+        modes = {
+            p.name: stat.S_IMODE(p.stat().st_mode)
+            for p in [*tmp_path.iterdir(), *(tmp_path / "run").iterdir()]
+        }
+        assert modes.pop("run") == 0o755 and set(modes.values()) == {0o644}, modes
+        os.umask(0o002)
+        write_text_atomic(tmp_path / "c.md", "x")
+        assert stat.S_IMODE((tmp_path / "c.md").stat().st_mode) == 0o664
+    finally:
+        os.umask(old)
+
+
+def test_a_row_with_a_lone_surrogate_is_written_and_read_back(tmp_path):
+    row = json.loads('{"completion": "a\\ud800b"}')  # valid JSON input; UTF-8 cannot encode it
+    with JsonlWriter(tmp_path / "r.jsonl") as w:
+        w.write(row)
+    write_json_atomic(tmp_path / "r.json", row)
+    assert read_jsonl(tmp_path / "r.jsonl") == [row]
+    assert json.loads((tmp_path / "r.json").read_text()) == row
+
+
+# ----------------------------------------------------------------------------- one writer per run folder
+
+
+def test_one_writer_per_run_folder(tmp_path):
+    run = Run.create(tmp_path / "r", "sft", {})
+    assert json.loads((tmp_path / "r" / LOCK_FILE).read_text())["pid"] == os.getpid()
+    with pytest.raises(Pr1Error, match=rf"another pr1 process is writing it \(pid {os.getpid()} on host "):
+        Run.create(tmp_path / "r", "sft", {}, resume=True)
+    run.finish()
+    assert not (tmp_path / "r" / LOCK_FILE).exists()  # released with the run
+    Run.create(tmp_path / "r", "sft", {}, resume=True).finish()
+
+
+def test_a_lock_left_by_a_killed_writer_is_taken_over_and_the_run_says_stopped(tmp_path):
+    code = (
+        "import sys, time; from pr1.runs import Run\n"
+        "run = Run.create(sys.argv[1], 'eval', {}); print('ready', flush=True); time.sleep(60)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "r")], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert child.stdout.readline().strip() == "ready"
+    with pytest.raises(Pr1Error, match=rf"\(pid {child.pid} on host"):
+        Run.create(tmp_path / "r", "eval", {}, resume=None)
+    assert live_status(read_run_info(tmp_path / "r")) == "running"
+    child.kill()  # SIGKILL: no cleanup, the lock file stays
+    child.wait()
+    assert (tmp_path / "r" / LOCK_FILE).exists() and live_status(read_run_info(tmp_path / "r")) == "stopped"
+    run = Run.create(tmp_path / "r", "eval", {}, resume=None)  # taken over
+    assert run.info["pid"] == os.getpid() and len(run.info["resumed_at"]) == 1
+    assert live_status(read_run_info(tmp_path / "r")) == "running"  # this process resumed it
+    run.finish()
+
+
+def test_a_failure_leaves_its_traceback_in_the_run_folder(tmp_path):
+    run = Run.create(tmp_path, "eval", {})
+    with pytest.raises(ValueError), run.recording():
+        raise ValueError("bad value")
+    log = (tmp_path / "errors.log").read_text()
+    assert "Traceback (most recent call last)" in log and log.rstrip().endswith("ValueError: bad value")

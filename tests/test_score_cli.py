@@ -1,4 +1,5 @@
 import json
+import time
 
 from typer.testing import CliRunner
 
@@ -174,3 +175,33 @@ def test_score_reads_a_run_folder(tmp_path):
     res = runner.invoke(app, ["score", str(tmp_path / "run"), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["correct"] is True
+
+
+def test_unbounded_answers_are_graded_in_bounded_time(tmp_path, capsys, monkeypatch):
+    # a gold or predicted `9^{9^{9}}` (a 370-million-digit power) or a 200,000-digit integer: each row is
+    # graded within the timeout (here 1 s), as incorrect with its reason, and the command goes on
+    from pr1 import grading
+    from pr1.cli import run
+
+    monkeypatch.setattr(grading, "DEFAULT_TIMEOUT", 1.0)
+    huge = "1" * 200_000
+    p = _write(
+        tmp_path,
+        [
+            {"completion": "Final Answer: $9^{9^{9}}$", "answer": "5"},
+            {"completion": "Final Answer: 5", "answer": "$9^{9^{9}}$"},
+            {"completion": f"Final Answer: {huge}", "answer": "5"},
+            {"completion": f"Final Answer: {huge}", "answer": huge},
+            {"completion": "Final Answer: 5", "answer": 5},
+        ],
+    )
+    start = time.monotonic()
+    assert run(["score", str(p), "--json"]) == 0
+    assert time.monotonic() - start < 20
+    assert [json.loads(line)["correct"] for line in capsys.readouterr().out.splitlines()] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]

@@ -16,6 +16,7 @@ import torch
 from pr1.backends import unsloth_available
 from pr1.bench.report import Report
 from pr1.models import EMBEDDED_MODEL, add_tag_tokens, load_model, load_tokenizer, qwen3_config, save_model
+from pr1.processes import child_env
 
 
 def device_name() -> str:
@@ -97,8 +98,10 @@ def saved_bench_model(name: str, folder: Path) -> str:
 
 
 def run_child(cmd: list[str]) -> str | None:
-    """Run a benchmark child process; None on success, else its last line of output (the error)."""
-    proc = subprocess.run([sys.executable, *cmd], capture_output=True, text=True)
+    """Run a benchmark child process; None on success, else its last line of output (the error). The child
+    dies with this process (`pr1.processes`: even when this one is killed), and is killed when this one stops
+    waiting for it (Ctrl-C, SIGTERM)."""
+    proc = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, env=child_env())
     if proc.returncode == 0:
         return None
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]

@@ -4,14 +4,19 @@ The folder gets `bench.jsonl` (one line per finished benchmark: its table, setti
 and library versions, the date) and `BENCH.md` (the same as Markdown, for docs/BENCHMARKS.md). Each benchmark
 is appended as soon as it finishes, so an interrupted run keeps what it measured; a rerun into the same folder
 reuses the benchmarks already measured with the same model, settings and device (`force` measures them again).
+One `pr1 bench` at a time writes a folder (its writer.lock), and never a run folder of another job. The
+training benchmarks work in a temporary folder that is removed on every exit (Ctrl-C and SIGTERM included);
+one left by a killed process (SIGKILL) is removed by the next `pr1 bench`.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import shlex
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,7 +31,11 @@ from pr1.bench.common import default_model, environment, load_bench_model, saved
 from pr1.bench.config import BACKENDS, BENCHMARKS, RESULTS_FILE, TABLES_FILE, BenchConfig
 from pr1.bench.report import Report
 from pr1.errors import Pr1Error
-from pr1.jsonl import JsonlWriter, dumps, read_jsonl, write_text_atomic
+from pr1.files import WriterLock, make_folder
+from pr1.jsonl import JsonlWriter, dumps, iter_jsonl, write_text_atomic
+from pr1.runs import LOCK_FILE, RUN_FILE, read_run_info
+
+WORKDIR_PREFIX = "pr1-bench-"  # temporary folders of the training benchmarks
 
 _SETTINGS = {
     "rollout": rollout.ROLLOUT_SETTINGS,
@@ -70,37 +79,72 @@ def command_line(config: BenchConfig, out: Path) -> str:
 
 
 def _parse(key: str, text: str, default: Any) -> Any:
-    """A `--set` value, typed like the setting's default (a tuple of ints is comma-separated)."""
+    """A `--set` value, typed like the setting's default (a tuple of ints is comma-separated); counts are at
+    least 1 and numbers finite, like every benchmark setting's default."""
     try:
         if isinstance(default, bool):
             if text.lower() not in ("true", "false"):
                 raise ValueError
             return text.lower() == "true"
         if isinstance(default, tuple):
-            return tuple(int(part) for part in text.split(","))
-        return type(default)(text)
+            value: Any = tuple(int(part) for part in text.split(","))
+            counts = value
+        else:
+            value = type(default)(text)
+            counts = (value,) if isinstance(value, int) else ()
+        if any(n < 1 for n in counts) or (isinstance(value, float) and not math.isfinite(value)):
+            raise ValueError
+        return value
     except ValueError:
         raise Pr1Error(f"--set {key}={text}: expected {_kind(default)}") from None
 
 
 def _kind(default: Any) -> str:
     if isinstance(default, tuple):
-        return "comma-separated whole numbers"
-    return {bool: "true or false", int: "a whole number", float: "a number"}.get(type(default), "a value")
+        return "comma-separated whole numbers of at least 1"
+    kinds = {bool: "true or false", int: "a whole number of at least 1", float: "a finite number"}
+    return kinds.get(type(default), "a value")
 
 
 def run_bench(config: BenchConfig, out: Path, *, log: Callable[[str], None] = print) -> list[Report]:
     """Run the benchmarks of `config` (reusing those `out` already holds) and return their reports in order."""
     check_overrides(config)
+    if (out / RUN_FILE).is_file():
+        kind = read_run_info(out).get("kind")
+        raise Pr1Error(f"--out {out}: holds a '{kind}' run, not benchmarks; choose another --out")
+    with WriterLock.acquire(make_folder(out) / LOCK_FILE, str(out)):
+        _remove_abandoned_workdirs()
+        return _run_bench(config, out, log)
+
+
+def _remove_abandoned_workdirs() -> None:
+    """Remove the temporary folders of `pr1 bench` processes that ended without removing them (killed with
+    SIGKILL): a live one holds the writer lock of its folder."""
+    for folder in Path(tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
+        if not (folder / LOCK_FILE).is_file():
+            continue  # just made (its lock comes next), or not pr1's
+        try:
+            lock = WriterLock.acquire(folder / LOCK_FILE, str(folder))
+        except Pr1Error:
+            continue  # its process is alive
+        shutil.rmtree(folder, ignore_errors=True)
+        lock.release()
+
+
+def _run_bench(config: BenchConfig, out: Path, log: Callable[[str], None]) -> list[Report]:
     model_name = config.model or default_model()
     env = environment()
     results_path = out / RESULTS_FILE
     done: dict[str, dict[str, Any]] = {}
     if results_path.is_file() and not config.force:
-        done = {row["name"]: row for row in read_jsonl(results_path)}
+        done = _measured(results_path)
     reports: list[Report] = []
     loaded: list[Any] = []  # the in-process model, loaded once for rollout and structured
-    with tempfile.TemporaryDirectory(prefix="pr1-bench-") as tmp, JsonlWriter(results_path) as writer:
+    with (
+        tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX) as tmp,
+        WriterLock.acquire(Path(tmp) / LOCK_FILE, tmp),  # says "in use" to `_remove_abandoned_workdirs`
+        JsonlWriter(results_path) as writer,
+    ):
         for name in config.names:
             settings = bench_settings(config, name)
             key = {
@@ -161,6 +205,14 @@ def _engines_report(
         )
     loaded.clear()  # vLLM takes its share of the memory
     return vllm.engines_report(saved_bench_model(model_name, tmp / "model"), settings, log=log)
+
+
+def _measured(path: Path) -> dict[str, dict[str, Any]]:
+    """The benchmarks bench.jsonl holds, by name. A line that is not a whole row of `pr1 bench` (torn by a
+    kill, edited by hand) is no measurement: that benchmark is measured again."""
+    needed = {"name", "date", "command", "seconds", "environment", "key", *(f.name for f in fields(Report))}
+    rows = (row for _, row in iter_jsonl(path, skip_bad=True))
+    return {row["name"]: row for row in rows if needed <= row.keys() and isinstance(row["name"], str)}
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,6 +10,7 @@ The user turn is the same instruction as in generation, RL and evaluation (`pr1.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,14 @@ from typing import Any
 
 from pr1.coldstart.generate import check_trace
 from pr1.coldstart.stats import reason_kind, trace_column
+from pr1.datasets import check_answer
 from pr1.errors import Pr1Error
+from pr1.files import make_folder, not_writable_reason
 from pr1.format import strip_think
 from pr1.jsonl import iter_jsonl, write_jsonl_atomic
 from pr1.prompts import build_messages
+
+__all__ = ["BuildResult", "build", "write_jsonl_atomic"]
 
 
 @dataclass
@@ -47,6 +52,7 @@ def build(
         raise Pr1Error("nothing to write: give --out DIR, or --sft-out and/or --rl-out")
     file = Path(file)
     trace_key = trace_key or trace_column(file)
+    _check_outputs(file, {"--sft-out": sft_out, "--rl-out": rl_out})
     sft: list[dict[str, Any]] = []
     rl: dict[str, dict[str, Any]] = {}
     reasons: Counter[str] = Counter()
@@ -59,6 +65,7 @@ def build(
         trace = row[trace_key]
         if not isinstance(trace, str) or not isinstance(row["problem"], str):
             raise Pr1Error(f"{file}:{lineno}: 'problem' and {trace_key!r} must be strings")
+        check_answer(row["answer"], f"{file}:{lineno}")
         trace = strip_think(trace)
         if check and (why := check_trace(trace, row["answer"])):
             left_out += 1
@@ -88,3 +95,22 @@ def build(
     if rl_out is not None:
         write_jsonl_atomic(rl_out, rl.values())
     return BuildResult(len(sft), len(rl), left_out, reasons)
+
+
+def _check_outputs(file: Path, outs: dict[str, str | Path | None]) -> None:
+    """Before reading anything: refuse outputs that would overwrite the input or each other, that are
+    folders, or whose folder cannot be written (so that no output is written when another cannot be)."""
+    seen: dict[Path, str] = {file.resolve(): "the input file"}
+    for flag, out in outs.items():
+        if out is None:
+            continue
+        out = Path(out)
+        if out.is_dir():
+            raise Pr1Error(f"{flag} {out}: is a folder, expected a file name")
+        target = out.resolve()
+        if target in seen:
+            raise Pr1Error(f"{flag} {out}: is {seen[target]}; write to another file")
+        seen[target] = f"also {flag}"
+        folder = make_folder(out.parent)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise Pr1Error(f"{flag} {out}: cannot write in {folder} ({not_writable_reason(folder)})")

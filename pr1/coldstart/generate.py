@@ -3,7 +3,8 @@ each problem, keep only what follows a `</think>`, and keep a trace iff it is fo
 is correct, and prompt + trace fit in `max_length` tokens.
 
 Kept rows go to FILE, rejected ones (with their reasons) to FILE.rejected.jsonl, one line each as soon as
-it is judged. A rerun with the same FILE skips every (id, sample) already in either file.
+it is judged. A rerun with the same FILE skips every (id, sample) already in either file. One process at a
+time writes FILE (FILE.lock, `pr1.files.WriterLock`): a second run on the same FILE is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pr1.coldstart.synthetic import DEFAULT_DIFFICULTY, DIFFICULTIES, synthetic_
 from pr1.coldstart.teachers import Reply, Request, Teacher, TeacherError, check_teacher_spec, make_teacher
 from pr1.embedded import EMBEDDED_MODEL
 from pr1.errors import Pr1Error
+from pr1.files import WriterLock
 from pr1.format import TAGS, stats, strip_think, validate
 from pr1.grading import grade
 from pr1.jsonl import JsonlWriter, iter_jsonl
@@ -152,16 +154,37 @@ def load_source(cfg: GenerateConfig) -> list[dict[str, Any]]:
 
 def _done_keys(path: Path) -> set[tuple[str, int]]:
     """(id, sample) of every row already in `path` (a malformed line stops with its line number)."""
-    return {(str(row.get("id")), int(row.get("sample", 0))) for _, row in iter_jsonl(path)}
+    keys = set()
+    for lineno, row in iter_jsonl(path):
+        row_id, sample = row.get("id"), row.get("sample", 0)
+        if not isinstance(sample, int) or isinstance(sample, bool) or isinstance(row_id, (dict, list)):
+            raise Pr1Error(
+                f"{path}:{lineno}: expected an 'id' and an integer 'sample' (a row of pr1 data generate)"
+            )
+        keys.add((str(row_id), sample))
+    return keys
+
+
+def lock_path(out: str | Path) -> Path:
+    """FILE.jsonl -> FILE.jsonl.lock, held while a run writes FILE."""
+    out = Path(out)
+    return out.with_name(f"{out.name}.lock")
 
 
 def generate(
     cfg: GenerateConfig, *, teacher: Teacher | None = None, console: Console | None = None
 ) -> GenerateResult:
-    """Run (or resume) a generation; `teacher` overrides `cfg.teacher` (tests, library use)."""
+    """Run (or resume) a generation; `teacher` overrides `cfg.teacher` (tests, library use). Refused while
+    another process writes `cfg.out`."""
     if teacher is None:
         check_teacher_spec(cfg.teacher, cfg.teacher_model)
-    console = console or Console(stderr=True)
+    if cfg.out.is_dir():
+        raise Pr1Error(f"--out {cfg.out}: is a folder, expected a .jsonl file name")
+    with WriterLock.acquire(lock_path(cfg.out), str(cfg.out)):
+        return _generate(cfg, teacher, console or Console(stderr=True))
+
+
+def _generate(cfg: GenerateConfig, teacher: Teacher | None, console: Console) -> GenerateResult:
     template = load_template(cfg.prompt_file)
     problems = load_source(cfg)
     rej_out = rejected_path(cfg.out)

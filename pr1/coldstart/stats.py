@@ -79,7 +79,7 @@ def summarise(path: str | Path, *, trace_key: str | None = None) -> dict[str, An
         blocks[s.n_blocks] += 1
         paths.update(s.paths_per_block)
         chars.append(len(trace))
-        if isinstance(row.get("trace_tokens"), int):
+        if isinstance(row.get("trace_tokens"), int) and not isinstance(row["trace_tokens"], bool):
             tokens.append(row["trace_tokens"])
         teachers[str(row.get("teacher", "?"))] += 1
     kinds: Counter[str] = Counter()
@@ -89,8 +89,8 @@ def summarise(path: str | Path, *, trace_key: str | None = None) -> dict[str, An
     if rej.exists():
         for lineno, row in iter_jsonl(rej):
             reasons = row.get("reasons")
-            if not isinstance(reasons, list):
-                raise Pr1Error(f"{rej}:{lineno}: expected a 'reasons' list")
+            if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+                raise Pr1Error(f"{rej}:{lineno}: expected a 'reasons' list of strings")
             rejected += 1
             teachers[str(row.get("teacher", "?"))] += 1
             kinds.update(reason_kind(r) for r in reasons)

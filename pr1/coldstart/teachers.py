@@ -112,7 +112,8 @@ class HttpTeacher:
 
     429, 5xx, timeouts and connection errors are retried with exponential back-off (honouring a numeric
     `Retry-After`); after `max_retries` retries, or on any other 4xx, the run stops with a Pr1Error naming
-    the endpoint, the status and the server's message. The API key goes only into the Authorization header.
+    the endpoint, the status and the server's message. The API key goes only into the Authorization header,
+    and is cut out of everything the server sends back (a server may echo it in an error or a reply).
     """
 
     def __init__(
@@ -170,13 +171,20 @@ class HttpTeacher:
             async def one(i: int, request: Request) -> None:
                 async with slots:
                     try:
-                        results.put((i, await self._complete(client, request)))
+                        reply = await self._complete(client, request)
+                        results.put((i, Reply(self.redact(reply.text), reply.truncated)))
                     except TeacherError as e:
-                        results.put((i, e))
-                    except Exception as e:  # fatal: stops the run
+                        results.put((i, TeacherError(self.redact(str(e)))))
+                    except Pr1Error as e:  # fatal: stops the run
+                        results.put(Pr1Error(self.redact(str(e))))
+                    except Exception as e:  # a bug: stops the run with its traceback
                         results.put(e)
 
             await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+
+    def redact(self, text: str) -> str:
+        """`text` without the API key's value."""
+        return text.replace(self._api_key, "<redacted>") if self._api_key else text
 
     async def _complete(self, client: Any, request: Request) -> Reply:
         import httpx
@@ -220,18 +228,18 @@ def _parse_reply(response: Any) -> Reply:
     try:
         choice = response.json()["choices"][0]
         text = choice["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         raise TeacherError(f"unexpected response: {response.text[:200]!r}") from None
     if not isinstance(text, str):
         raise TeacherError("the reply has no text content")
-    return Reply(text, truncated=choice.get("finish_reason") == "length")
+    return Reply(text, truncated=isinstance(choice, dict) and choice.get("finish_reason") == "length")
 
 
 def _server_message(response: Any) -> str:
     """The error message from an OpenAI-style ({"error": {"message"}}) or FastAPI-style ({"detail"}) body."""
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.text.strip()[:300] or response.reason_phrase
     if isinstance(data, dict):
         err = data.get("error")

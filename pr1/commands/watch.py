@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -26,8 +27,8 @@ def watch(
 ) -> None:
     """Live dashboard of run folders: curves, GRPO health, rollouts as trees, events. Only reads, so it works
     over SSH; several folders are overlaid (a colour per run)."""
-    if not interval > 0:
-        raise Pr1Error(f"--interval {interval}: must be > 0 seconds")
+    if not (interval > 0 and math.isfinite(interval)):
+        raise Pr1Error(f"--interval {interval}: expected a finite number of seconds > 0")
     for run_dir in run_dirs:
         read_run_info(run_dir)  # a clear error for a folder that holds no run
     if export is not None:

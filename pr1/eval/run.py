@@ -3,7 +3,9 @@
 The output folder is a run folder (docs/RUN_FOLDER.md) of kind `eval`: every completion is a row of
 rollouts.jsonl (step 0, with `bench`), one metrics.jsonl row and one `eval` event per benchmark, and
 summary.json with every benchmark's figures. A problem's rows are written together once all its samples
-are done, so rerunning the same command resumes: finished problems are skipped.
+are done, so rerunning the same command resumes: finished problems are skipped. A rerun whose benchmark file
+holds other problems under the same ids (another file of the same name) is refused: each row keeps its
+problem and answer, and they must be the ones being evaluated. One process at a time writes a folder.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def run_eval(cfg: EvalConfig, *, flags: Collection[str] = ()) -> dict[str, dict]
         info = read_run_info(out)
         if info.get("template_sha256", template_sha256) != template_sha256:
             raise Pr1Error(f"{out}: holds an eval with another prompt template; choose another --out")
+        _check_same_problems(out, benches)
         used = info.get("engine_used", engine_name)
         if used != engine_name:  # its rows were sampled by that engine (the engines draw different samples)
             if cfg.engine != "auto":
@@ -175,26 +178,46 @@ def _load(cfg: EvalConfig):  # noqa: ANN202
 
 
 def _existing_rows(out: Path) -> dict[str, list[dict]]:
-    """Rows already written, by benchmark, first copy of each (id, sample) only."""
+    """Rows already written, by benchmark, first copy of each (id, sample) only (rows without a benchmark
+    name, an id or an integer sample are not pr1 eval rows, and are left out)."""
     path = out / ROLLOUTS_FILE
     if not path.exists():
         return {}
     seen, rows = set(), {}
     for _, row in iter_jsonl(path, skip_bad=True):
-        key = (row.get("bench"), str(row.get("id")), row.get("sample"))
-        if None in key or key in seen:
+        bench, sample = row.get("bench"), row.get("sample")
+        if not isinstance(bench, str) or not isinstance(sample, int) or isinstance(sample, bool):
+            continue
+        key = (bench, str(row.get("id")), sample)
+        if "id" not in row or key in seen:
             continue
         seen.add(key)
-        rows.setdefault(row["bench"], []).append(row)
+        rows.setdefault(bench, []).append(row)
     return rows
+
+
+def _check_same_problems(out: Path, benches: dict[str, list[dict]]) -> None:
+    """Refuse to resume from rows that were made for other problems under the same benchmark name and ids
+    (a different file of the same name): their completions answer another question."""
+    existing = _existing_rows(out)
+    for bench, problems in benches.items():
+        by_id = {p["id"]: p for p in problems}
+        for row in existing.get(bench, []):
+            p = by_id.get(str(row["id"]))
+            if p is not None and (row.get("problem"), row.get("answer")) != (p["problem"], p["answer"]):
+                raise Pr1Error(
+                    f"{out}: its {bench!r} rows were made from other problems (id {p['id']!r} differs: another "
+                    "file of the same name?); choose another --out"
+                )
 
 
 def _read_summary(out: Path) -> dict[str, dict]:
     path = out / SUMMARY_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("benchmarks", {}) if path.exists() else {}
-    except (json.JSONDecodeError, AttributeError):
+        figures = json.loads(path.read_text(encoding="utf-8")).get("benchmarks", {}) if path.exists() else {}
+    except (OSError, ValueError, AttributeError, RecursionError):  # unreadable: the figures are made again
         return {}
+    return figures if isinstance(figures, dict) else {}
 
 
 def _eval_bench(

@@ -527,14 +527,19 @@ def run_watch(
     runs in a background thread while the app shows the folder, and the app stays open when it ends.
     Returns what the job returned; re-raises what it raised. Quitting while it runs interrupts it
     (KeyboardInterrupt inside the job, waiting up to `stop_timeout` s for it to clean up) and raises
-    KeyboardInterrupt."""
+    KeyboardInterrupt. An app that stopped on an error (textual has printed its traceback) raises SystemExit
+    with its exit status, never returns as if all went well."""
     app = WatchApp(run_dirs, job=job, poll_interval=poll_interval)
     app.run()
     thread = app.job_thread
+    crashed = app.return_code not in (None, 0)
     if thread is not None and thread.is_alive():
         interrupt_thread(thread)
         thread.join(stop_timeout)
-        raise KeyboardInterrupt
+        if not crashed:
+            raise KeyboardInterrupt
+    if crashed:
+        raise SystemExit(app.return_code)
     if app.job_error is not None:
         raise app.job_error
     return app.job_result

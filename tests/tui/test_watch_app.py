@@ -363,3 +363,33 @@ def test_snapshot_rollout_tree(snap_compare, rl_run: Path) -> None:
 
 def test_snapshot_eval_folder(snap_compare, eval_run: Path) -> None:
     assert snap_compare(WatchApp(eval_run), terminal_size=SIZE)
+
+
+async def test_a_diverged_run_with_infinite_and_huge_metrics_is_shown(tmp_path: Path) -> None:
+    # a loss of Infinity, NaN or ±1e308 (whose range overflows to inf) is no reason for the dashboard to stop
+    (tmp_path / "run.json").write_text(
+        json.dumps({"kind": "rl", "name": "x", "status": "finished", "created": T0})
+    )
+    keys = (
+        "loss",
+        "lr",
+        "grad_norm",
+        "reward_mean",
+        "accuracy",
+        "tokens_per_s",
+        "memory_gb",
+        "response_tokens_mean",
+    )
+    rows = [
+        {"step": s, "time": T0 + s, "phase": "accuracy", **{k: (1e308 if s % 2 else -1e308) for k in keys}}
+        for s in range(1, 5)
+    ]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    (tmp_path / "metrics.jsonl").write_text(text + '{"step": 5, "time": 5, "loss": Infinity, "lr": NaN}\n')
+    app = WatchApp(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        for key in ("2", "3", "l", "1"):  # the tabs, log scale
+            await pilot.press(key)
+            await pilot.pause(0.1)
+    assert app.return_code in (None, 0) and app._exception is None

@@ -104,7 +104,9 @@ def test_liveness_of_the_writer(tmp_path: Path) -> None:
     assert live_status(here | {"pid": child.pid}) == "stopped"  # killed: its pid is gone
     assert live_status(here | {"pid": os.getpid(), "created": time.time() + 60}) == "running"
     assert not writer_gone(here | {"pid": child.pid, "host": "another-machine"})  # cannot know
-    assert not writer_gone(here | {"pid": child.pid, "resumed_at": [time.time()]})  # pid of the first process
+    # a resumed run records the process that resumed it: its pid is the writer's
+    assert live_status(here | {"pid": child.pid, "resumed_at": [time.time()]}) == "stopped"
+    assert live_status(here | {"pid": os.getpid(), "created": T0, "resumed_at": [time.time()]}) == "running"
     assert live_status(here | {"pid": child.pid, "status": "finished"}) == "finished"
     # a pid reused by a process started after the run was created is not the writer
     assert live_status(here | {"pid": os.getpid(), "created": T0}) == "stopped"
