@@ -24,6 +24,7 @@ from pr1.commands import bench, chat, data, demo, eval, export, rl, score, sft, 
 from pr1.errors import user_message
 from pr1.logs import quiet
 from pr1.processes import follow_parent
+from pr1.threads import choose_threads
 
 app = typer.Typer(
     name="pr1",
@@ -131,5 +132,6 @@ def _invoke(args: list[str]) -> int:
 
 def main() -> None:
     quiet()  # library noise into the run folder's log (pr1.logs)
+    choose_threads()  # before torch is imported: the cores the machine's load leaves free (pr1.threads)
     follow_parent()  # a child of `pr1 bench` (or of any parent that asks, pr1.processes) ends with it
     sys.exit(run())

@@ -1,0 +1,38 @@
+"""How many CPU threads torch uses, picked from the machine's load when the user has not said.
+
+On a busy 2-core machine two spinning OpenMP threads per process are several times slower than one: the same
+`pr1 eval` took 134 s with 2 threads and 29 s with 1 (load average 2.5-3.5 from other jobs, 2026-12-02,
+docs/BENCHMARKS.md). So, unless OMP_NUM_THREADS is set, pr1 gives torch the cores the load leaves free (at
+least one) and says so on the console when that is fewer than the machine has.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def free_cores() -> tuple[int, int, float]:
+    """(cores this process may use, threads pr1 would give torch, the 1-minute load average)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    load = os.getloadavg()[0]
+    return cores, max(1, min(cores, round(cores - load))), load
+
+
+def choose_threads() -> int | None:
+    """Set the thread count before torch is imported (it reads the variables once), unless the user did;
+    returns the count set, or None."""
+    if any(v in os.environ for v in THREAD_VARIABLES):
+        return None
+    cores, threads, load = free_cores()
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    if threads < cores:
+        print(
+            f"torch threads: {threads} of {cores} cores (load average {load:.1f} from other processes; "
+            "set OMP_NUM_THREADS to choose)",
+            file=sys.stderr,
+        )
+    return threads
