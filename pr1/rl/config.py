@@ -103,6 +103,12 @@ class RLConfig(RolloutConfig):
     eval: str | None = setting(None, "Benchmark for the periodic evaluation.")
     eval_limit: int | None = setting(None, "Evaluate on the first N problems only.", min=1)
     log_rollouts: int = setting(8, "Full rollouts written to rollouts.jsonl per step.", min=0)
+    vllm_gpu_memory: float = setting(
+        0.3,
+        "--engine vllm on a GPU: the share of its memory vLLM takes (weights and KV cache) beside training.",
+        above=0,
+        below=1,
+    )
     report_to: str = setting(
         "none",
         "Also log to a tracker (TRL's report_to; the run folder stays the record): none | tensorboard (event files "

@@ -73,6 +73,7 @@ class EngineRollout:
         self.mask_inserted = cfg.mask_inserted
         self.logits_processor = logits_processor  # e.g. pr1.rollout.ForcedSchedule (tests, benchmarks)
         self.engine_name, self.base_model = engine, base_model
+        self.vllm_gpu_memory = cfg.vllm_gpu_memory
         self.engine: Any = None  # kept across steps: its decoding buffers (hf) or its vLLM engine are reused
 
     def sync(self, trainer: Any) -> None:
@@ -82,7 +83,10 @@ class EngineRollout:
         from pr1.rollout.engines import vllm_engine
 
         if self.engine is None:
-            self.engine = vllm_engine(self.base_model or "", None, self.config)
+            import torch
+
+            share = {"gpu_memory_utilization": self.vllm_gpu_memory} if torch.cuda.is_available() else {}
+            self.engine = vllm_engine(self.base_model or "", None, self.config, **share)
         with unwrap_model_for_generation(
             trainer.model_wrapped,
             trainer.accelerator,
