@@ -1,7 +1,7 @@
 """Named math datasets and local files, normalised to rows with `id`, `problem` and `answer`.
 
 A name resolves, in order, to: an existing local file (.jsonl / .json / .parquet); `$PR1_DATA_DIR/<file>`
-for a registry name (tests use `PR1_DATA_DIR=../shared/data`); its usual Hugging Face Hub dataset.
+for a registry name (tests point it at their data folder); its usual Hugging Face Hub dataset.
 `answer` keeps its source type (string, int or float): the grader copes with all of them; any other value
 (null, an object, true/false, NaN) is refused with the row's place. Ids are unique within a set (they are
 what `pr1 data generate` and `pr1 eval` resume by), and a repeated id is refused too.

@@ -25,7 +25,7 @@ app = typer.Typer(
 # the key of the trace text, for stats and build alike
 TraceKey = Annotated[
     str | None,
-    typer.Option(help="Key of the trace text.", show_default="trace, or solution (the shared sample)"),
+    typer.Option(help="Key of the trace text.", show_default="trace, or solution (the Parallel-R1 sample)"),
 ]
 
 GENERATE_FLAGS = (
