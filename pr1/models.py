@@ -29,6 +29,7 @@ from pr1.embedded import EMBEDDED_MODEL, cache_dir, embedded_gguf_path
 from pr1.errors import Pr1Error
 from pr1.format import TAGS
 from pr1.logs import route_transformers
+from pr1.threads import announce
 
 route_transformers()  # in the CLI, transformers' warnings go to the run log, not the console
 
@@ -190,6 +191,8 @@ def load_model(
     except (OSError, ValueError) as err:
         raise _load_error(path, err) from err
     model.to(device)
+    if device == "cpu":
+        announce()  # the thread count pr1.threads chose for this busy machine, now that it matters
     if add_tags or adapter is not None:
         add_tag_tokens(model, tokenizer)
     if adapter is None:

@@ -3,7 +3,8 @@
 On a busy 2-core machine two spinning OpenMP threads per process are several times slower than one: the same
 `pr1 eval` took 134 s with 2 threads and 29 s with 1 (load average 2.5-3.5 from other jobs, 2026-12-02,
 docs/BENCHMARKS.md). So, unless OMP_NUM_THREADS is set, pr1 gives torch the cores the load leaves free (at
-least one) and says so on the console when that is fewer than the machine has.
+least one) and says so on the console when that is fewer than the machine has: when a model is loaded on the
+CPU (`pr1.models.load_model` calls `announce`), not at start, so an argument error stays one line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sys
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_note: list[str] = []  # the line choose_threads left for announce, said once
 
 
 def free_cores() -> tuple[int, int, float]:
@@ -30,9 +32,14 @@ def choose_threads() -> int | None:
     for variable in THREAD_VARIABLES:
         os.environ[variable] = str(threads)
     if threads < cores:
-        print(
+        _note[:] = [
             f"torch threads: {threads} of {cores} cores (load average {load:.1f} from other processes; "
-            "set OMP_NUM_THREADS to choose)",
-            file=sys.stderr,
-        )
+            "set OMP_NUM_THREADS to choose)"
+        ]
     return threads
+
+
+def announce() -> None:
+    """Say on stderr, once, that choose_threads gave torch fewer threads than the machine has."""
+    if _note:
+        print(_note.pop(), file=sys.stderr)

@@ -29,7 +29,9 @@ def test_auto_picks_by_mode_installation_and_size():
 
 
 @needs_vllm
-def test_eval_on_vllm(tmp_path):
+def test_eval_on_vllm(tmp_path, vllm_engine):
+    """Also: the session's engine, open while eval's own engines start and close, still samples (vLLM's
+    parallel groups are process-wide: pr1 leaves them to the last engine closed)."""
     from pr1.eval import EvalConfig, run_eval
     from pr1.runs import read_run_info
 
@@ -42,6 +44,9 @@ def test_eval_on_vllm(tmp_path):
     assert figures["rows"] == 6 and read_run_info(out)["engine_used"] == "vllm"
     again = run_eval(EvalConfig(benches=[str(problems)], samples=2, max_tokens=24, out=str(out)))  # auto
     assert next(iter(again.values()))["rows"] == 6  # resumed with the folder's engine: nothing re-sampled
+    vllm_engine.config = RolloutConfig(max_tokens=4, mode="free")
+    (trajectory,) = vllm_engine.generate(["What is 1 + 1?"])
+    assert 0 < trajectory.generated_tokens <= 4
 
 
 @needs_vllm

@@ -42,6 +42,7 @@ things, fixed when the `vllm.LLM` is built (`logprobs_mode`):
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import itertools
 import math
@@ -94,6 +95,7 @@ _EXTRA_KEY = "pr1"  # the key of pr1's per-request context in SamplingParams.ext
 # here, so a processor can be any Python callable: this needs the engine core in this process.
 _PROCESSORS: dict[int, LogitsProcessor] = {}
 _CALL_IDS = itertools.count()
+_open_engines: set[int] = set()  # id() of each open engine's LLM: see VLLMRolloutEngine.close
 
 
 class Pr1LogitsProcessor(_VLLMLogitsProcessor):
@@ -334,6 +336,7 @@ class VLLMRolloutEngine:
         # the plugin's registry is this process's: it is reachable only by an engine core running here
         self.accepts_processors = plugin in processors and hasattr(llm.llm_engine, "model_executor")
         self.stats = {"requests": 0, "prompt_tokens": 0, "cached_tokens": 0}
+        _open_engines.add(id(llm))
 
     @classmethod
     def from_model(
@@ -424,11 +427,29 @@ class VLLMRolloutEngine:
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
-        """Shut vLLM's engine down (its workers and memory); the engine is unusable afterwards."""
+        """Shut vLLM's engine down (its workers and memory); the engine is unusable afterwards.
+
+        Engines whose cores run in this process share vLLM's distributed state (its parallel groups are
+        module globals), and an engine core's shutdown tears that state down: closing one engine while another
+        lives would leave the other failing at its next step ("pipeline model parallel group is not
+        initialized"). So only the last one open tears it down."""
+        _open_engines.discard(id(self.llm))
         engine = getattr(self.llm, "llm_engine", None)
         core = getattr(engine, "engine_core", None)
-        if core is not None:
+        if core is None:
+            return
+        if not _open_engines:
             core.shutdown()
+            return
+        import vllm.v1.engine.core as engine_core
+
+        teardown = engine_core.cleanup_dist_env_and_memory
+        # on CPU, what the teardown does besides the groups
+        engine_core.cleanup_dist_env_and_memory = gc.collect
+        try:
+            core.shutdown()
+        finally:
+            engine_core.cleanup_dist_env_and_memory = teardown
 
 
 def _reprocess_output_heads(model: torch.nn.Module) -> None:
