@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from pr1.coldstart.synthetic import DIFFICULTIES
 from pr1.embedded import EMBEDDED_MODEL
 from pr1.runs import RUN_FILE, Run, read_run_info
 from pr1.settings import Settings, setting
@@ -34,7 +35,11 @@ STAGES = ("base", "sft", "rl")
 class DemoConfig(Settings):
     model: str = setting(EMBEDDED_MODEL, "Model to train (default: the embedded SmolLM2-135M).")
     seed: int = setting(0, "Seed of the data, training and sampling.")
-    # data: synthetic problems and traces
+    # data: synthetic problems and traces (pr1.coldstart.synthetic's difficulties)
+    sft_difficulty: str = setting("one-step", "Difficulty of the cold-start traces.", choices=DIFFICULTIES)
+    rl_difficulty: str = setting(
+        "two-step", "Difficulty of the RL and held-out evaluation problems.", choices=DIFFICULTIES
+    )
     sft_traces: int = setting(320, "Synthetic cold-start traces for SFT.", min=1)
     rl_problems: int = setting(32, "Synthetic RL problems.", min=1)
     eval_problems: int = setting(16, "Held-out synthetic evaluation problems.", min=1)
@@ -49,7 +54,7 @@ class DemoConfig(Settings):
     # RL (GRPO, alternating reward: steps 9 and 10 use the tiered reward)
     rl_steps: int = setting(10, "RL steps.", min=1)
     rl_batch: int = setting(1, "RL prompts per step.", min=1)
-    rl_group: int = setting(4, "RL samples per prompt.", min=2)
+    rl_samples: int = setting(4, "RL samples per prompt.", min=2)
     rl_lr: float = setting(2e-5, "RL learning rate.", above=0)
     # rollouts (evaluation and RL)
     max_tokens: int = setting(256, "Response budget of every rollout.", min=1)
@@ -64,7 +69,7 @@ FAST = DemoConfig(
     sft_steps=6,
     sft_batch=4,
     rl_steps=2,
-    rl_group=2,
+    rl_samples=2,
     max_tokens=64,
 )
 
@@ -125,7 +130,12 @@ def _data(data: Path, cfg: DemoConfig, console: Console) -> None:
     traces = data / "coldstart.jsonl"
     generate(
         GenerateConfig(
-            teacher="synthetic", source="synthetic", out=traces, limit=cfg.sft_traces, seed=cfg.seed
+            teacher="synthetic",
+            source="synthetic",
+            difficulty=cfg.sft_difficulty,
+            out=traces,
+            limit=cfg.sft_traces,
+            seed=cfg.seed,
         ),
         console=console,
     )
@@ -135,7 +145,9 @@ def _data(data: Path, cfg: DemoConfig, console: Console) -> None:
         ("eval_problems", cfg.eval_problems, cfg.seed + 2),
     ):
         if not (data / f"{name}.jsonl").exists():
-            write_jsonl_atomic(data / f"{name}.jsonl", synthetic_problems(n, seed=seed))
+            write_jsonl_atomic(
+                data / f"{name}.jsonl", synthetic_problems(n, seed=seed, difficulty=cfg.rl_difficulty)
+            )
 
 
 def _sft(folder: Path, data: Path, cfg: DemoConfig, console: Console) -> None:
@@ -171,14 +183,14 @@ def _rl(folder: Path, sft: Path, data: Path, cfg: DemoConfig) -> None:
             "reward": "alternating",
             "steps": cfg.rl_steps,
             "batch": cfg.rl_batch,
-            "group": cfg.rl_group,
+            "samples": cfg.rl_samples,
             "updates_per_step": 1,
-            "micro_batch": cfg.rl_batch * cfg.rl_group,
+            "micro_batch": cfg.rl_batch * cfg.rl_samples,
             "lr": cfg.rl_lr,
             "max_tokens": cfg.max_tokens,
             "temperature": 1.0,
             "save_every": max(cfg.rl_steps // 2, 1),
-            "log_rollouts": cfg.rl_batch * cfg.rl_group,
+            "log_rollouts": cfg.rl_batch * cfg.rl_samples,
             "backend": "hf",
             "seed": cfg.seed,
         }

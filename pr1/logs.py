@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 
 LOG_FILE = "pr1.log"
-LIBRARIES = ("transformers", "peft", "trl", "accelerate", "datasets", "math_verify", "latex2sympy2_extended")
+LIBRARIES = (
+    "transformers", "peft", "trl", "accelerate", "datasets", "math_verify", "latex2sympy2_extended", "vllm"
+)  # fmt: skip
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _quiet = False  # quiet() was called: this process is the CLI
 
@@ -33,6 +35,8 @@ def quiet() -> None:
     _quiet = True
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' and the Hub's tqdm bars
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")  # vLLM's records reach the root logger, not stdout
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # torch's C++ warnings ("NUMA binding: ...")
     logging.captureWarnings(True)
     root = logging.getLogger()
     if not any(getattr(h, "pr1_console", False) for h in root.handlers):

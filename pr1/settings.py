@@ -13,7 +13,7 @@ field's metadata. Everything else reads them from there:
   type where it enters (naming the file or "command line"), and applies the resume policy of `pr1.runs`.
 
 A bad value raises `SettingError`, whose message names each setting it is about the way the user can set
-it: `--group 1` where the command has that flag, `config key updates_per_step=3` where it is a `--config`
+it: `--samples 1` where the command has that flag, `config key updates_per_step=3` where it is a `--config`
 key only.
 
 `--config` files are flat TOML (`key = value`, keys with `-` or `_`), layered left to right, so a recipe is a
@@ -234,7 +234,7 @@ def flag_name(cls: type, name: str) -> str:
 
 
 def speller(cls: type, flags: Collection[str]) -> Callable[[str, Any], tuple[str, str]]:
-    """How a command names a setting in its errors: `--group 1` for one of its `flags`, `config key
+    """How a command names a setting in its errors: `--samples 1` for one of its `flags`, `config key
     updates_per_step=3` for a setting that only a `--config` file (or run.json) can set."""
 
     def spell(name: str, value: Any) -> tuple[str, str]:

@@ -278,7 +278,7 @@ def test_generate_accounts_for_every_problem(tmp_path: Path) -> None:
         teacher="scripted",
         out=tmp_path / "out.jsonl",
         source=_problem_file(tmp_path, 5),
-        samples_per_problem=2,
+        samples=2,
     )
     result = generate(cfg, teacher=ScriptedTeacher(script))
     kept, rejected = read_jsonl(cfg.out), read_jsonl(rejected_path(cfg.out))
@@ -362,8 +362,8 @@ def test_bad_options_name_the_flag(tmp_path: Path) -> None:
     def command_line(**flags: object) -> GenerateConfig:
         return resolve(GenerateConfig, flags, flags=GENERATE_FLAGS)
 
-    with pytest.raises(Pr1Error, match="--samples-per-problem 0: must be at least 1"):
-        command_line(teacher="synthetic", out=tmp_path / "a.jsonl", samples_per_problem=0)
+    with pytest.raises(Pr1Error, match="--samples 0: must be at least 1"):
+        command_line(teacher="synthetic", out=tmp_path / "a.jsonl", samples=0)
     with pytest.raises(Pr1Error, match="expected a .jsonl file name"):
         command_line(teacher="synthetic", out=tmp_path / "a.txt")
     bad = tmp_path / "b.jsonl"

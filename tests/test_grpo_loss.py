@@ -63,7 +63,7 @@ def settings(rl_files):
     return {
         **rl_files,
         "batch": 1,
-        "group": 2,
+        "samples": 2,
         "updates_per_step": 2,  # 2 updates of one rollout each: the loss scale is tokens / 2
         "clip_low": CLIP_LOW,
         "clip_high": CLIP_HIGH,

@@ -30,7 +30,7 @@ def resolve(cli, presets=(), saved=None):
 
 def test_defaults_are_the_papers_constants():
     c = RLConfig(model="m")
-    assert (c.group, c.updates_per_step, c.clip_low, c.clip_high) == (8, 2, 0.2, 0.2)  # the reference's
+    assert (c.samples, c.updates_per_step, c.clip_low, c.clip_high) == (8, 2, 0.2, 0.2)  # the reference's
     assert (c.dual_clip, c.weight_decay, c.max_grad_norm) == (3.0, 0.01, 1.0)  # verl's defaults
     assert (c.max_tokens, c.max_prompt_tokens, c.num_paths, c.max_blocks, c.max_path_tokens) == (
         3000,
@@ -49,7 +49,7 @@ def test_every_preset_resolves_and_explains_itself(preset):
     assert path.read_text().startswith("#")  # what it is and what changed from the paper
     cfg = resolve({"model": "m"}, presets=[path])
     assert cfg.model == "m"
-    assert (cfg.batch * cfg.group) % cfg.updates_per_step == 0
+    assert (cfg.batch * cfg.samples) % cfg.updates_per_step == 0
 
 
 def test_presets_cover_the_papers_stages():
@@ -105,7 +105,7 @@ def test_every_stage_preset_takes_every_hardware_profile(stage, profile):
         "mode",
         "steps",
         "lr",
-        "group",
+        "samples",
         "batch",
     }  # sizes only
     assert batch_layout(cfg, 1)[0] <= cfg.micro_batch
@@ -117,8 +117,8 @@ def test_every_stage_preset_takes_every_hardware_profile(stage, profile):
         ({}, "--model is required"),
         ({"model": "m", "reward": "fast"}, "--reward 'fast'"),
         ({"model": "m", "variant": "tree"}, "--variant 'tree'"),
-        ({"model": "m", "group": 1}, "--group 1"),
-        ({"model": "m", "batch": 3, "group": 3}, "updates_per_step=2"),
+        ({"model": "m", "samples": 1}, "--samples 1"),
+        ({"model": "m", "batch": 3, "samples": 3}, "updates_per_step=2"),
         ({"model": "m", "eval_every": 5}, "--eval-every needs --eval"),
         ({"model": "m", "steps": "ten"}, "command line: steps = 'ten': expected an integer"),
         ({"model": "m", "mask_inserted": 1}, "mask_inserted = 1: expected true or false"),
@@ -158,7 +158,7 @@ def test_bad_preset_files(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("batch", "group", "ups", "micro", "procs", "expected"),
+    ("batch", "samples", "ups", "micro", "procs", "expected"),
     [
         (16, 8, 2, 8, 1, (8, 8)),  # 64 rollouts per update: 8 micro-batches of 8
         (1, 2, 2, 8, 1, (1, 1)),
@@ -166,20 +166,20 @@ def test_bad_preset_files(tmp_path):
         (16, 8, 2, 8, 4, (8, 2)),
     ],
 )
-def test_batch_layout(batch, group, ups, micro, procs, expected):
-    cfg = RLConfig(model="m", batch=batch, group=group, updates_per_step=ups, micro_batch=micro)
+def test_batch_layout(batch, samples, ups, micro, procs, expected):
+    cfg = RLConfig(model="m", batch=batch, samples=samples, updates_per_step=ups, micro_batch=micro)
     assert batch_layout(cfg, procs) == expected
 
 
 def test_batch_layout_refuses_uneven_processes():
     with pytest.raises(Pr1Error, match="do not split over 3 processes"):
-        batch_layout(RLConfig(model="m", batch=2, group=2), 3)
+        batch_layout(RLConfig(model="m", batch=2, samples=2), 3)
 
 
 def test_grpo_config_matches_the_method(tmp_path):
     from trl import GRPOConfig
 
-    cfg = RLConfig(model="m", batch=4, group=4, steps=5, micro_batch=2, clip_high=0.28, save_every=2)
+    cfg = RLConfig(model="m", batch=4, samples=4, steps=5, micro_batch=2, clip_high=0.28, save_every=2)
     args = grpo_args(cfg, GRPOConfig, tmp_path, 1)
     assert (args.loss_type, args.beta, args.epsilon, args.epsilon_high) == ("dapo", 0.0, 0.2, 0.28)
     assert args.scale_rewards == "group" and args.num_iterations == 1 and args.lr_scheduler_type == "constant"
@@ -219,13 +219,13 @@ def test_cli_reports_errors_in_one_line(tmp_path):
     import sys
 
     res = subprocess.run(
-        [sys.executable, "-m", "pr1", "rl", "--out", str(tmp_path / "r"), "--model", "m", "--group", "1"],
+        [sys.executable, "-m", "pr1", "rl", "--out", str(tmp_path / "r"), "--model", "m", "--samples", "1"],
         capture_output=True,
         text=True,
     )
     assert (
         res.returncode == 2
-        and res.stderr.strip() == "error: --group 1: GRPO needs at least 2 samples per prompt"
+        and res.stderr.strip() == "error: --samples 1: GRPO needs at least 2 samples per prompt"
     )
 
 

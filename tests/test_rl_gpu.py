@@ -17,7 +17,7 @@ def settings(rl_files):
         **rl_files,
         "reward": "alternating",
         "batch": 2,
-        "group": 4,
+        "samples": 4,
         "steps": 3,
         "max_tokens": 32,
         "lora_r": 8,

@@ -42,7 +42,7 @@ def test_forked_rollouts_reach_trl_with_inserted_tokens_masked(tmp_path, problem
             "model": "tiny",
             **problems,
             "batch": 1,
-            "group": 2,
+            "samples": 2,
             "max_tokens": 40,
             "lora_r": 4,
             "mask_inserted": mask_inserted,
@@ -87,7 +87,7 @@ def test_logprob_gap_counts_sampled_tokens_only_whatever_the_loss_mask(tmp_path,
     gaps = {}
     for mask_inserted in (True, False):
         model, tok = tiny_model("llama")
-        settings = {"model": "tiny", **problems, "batch": 1, "group": 2, "max_tokens": 40, "lora_r": 4}
+        settings = {"model": "tiny", **problems, "batch": 1, "samples": 2, "max_tokens": 40, "lora_r": 4}
         cfg = RLConfig(**{**settings, "mask_inserted": mask_inserted})
         forced = ForcedSchedule.for_tokenizer(tok, fork_after=3, path_tokens=[4, 6], summary_tokens=3)
         rollout = EngineRollout(cfg, tok, "hf", logits_processor=forced)
@@ -113,7 +113,7 @@ def test_twenty_engine_steps_switch_phase_at_9_10_19_20(tmp_path, problems):
             **problems,
             "reward": "alternating",
             "batch": 1,
-            "group": 2,
+            "samples": 2,
             "steps": 20,
             "max_tokens": 24,
             "lora_r": 4,
@@ -139,7 +139,7 @@ def test_smoke_run_on_the_embedded_model(tmp_path, problems):
             "model": EMBEDDED_MODEL,
             **problems,
             "batch": 1,
-            "group": 2,
+            "samples": 2,
             "steps": 2,
             "max_tokens": 16,
             "lora_r": 8,
@@ -186,7 +186,7 @@ def test_two_processes_with_accelerate_launch(tmp_path, problems):
         problems["prompt_file"],
         "--batch",
         "2",
-        "--group",
+        "--samples",
         "2",
     ]
     cmd += ["--steps", "2", "--max-tokens", "8", "--lora-r", "4", "--save-every", "0"]
@@ -229,7 +229,7 @@ def test_report_to_tensorboard_writes_event_files_with_pr1s_figures(tmp_path, pr
     model, tok = tiny_model("llama")
     save_model(model, tok, tmp_path / "tiny")
     cfg = RLConfig(
-        model=str(tmp_path / "tiny"), **problems, batch=1, group=2, steps=2, max_tokens=16, lora_r=4,
+        model=str(tmp_path / "tiny"), **problems, batch=1, samples=2, steps=2, max_tokens=16, lora_r=4,
         save_every=0, report_to="tensorboard",
     )  # fmt: skip
     train(cfg, tmp_path / "run")

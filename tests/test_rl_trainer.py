@@ -51,7 +51,7 @@ def saved(tmp_path, data, template):
         "data": str(data),
         "prompt_file": template,
         "batch": 1,
-        "group": 2,
+        "samples": 2,
         "lora_r": 4,
     }
     return tok, settings
@@ -65,7 +65,7 @@ def make_trainer(tmp_path, data, texts, **settings):
             "prompt_file": str(tmp_path / "template.txt"),
             "data": str(data),
             "batch": 1,
-            "group": 2,
+            "samples": 2,
             "steps": 3,
             "lora_r": 4,
             "save_every": 0,
@@ -390,7 +390,7 @@ def test_rl_continues_the_adapter_of_an_sft_run(tmp_path, data, template):
             "data": str(data),
             "prompt_file": template,
             "batch": 1,
-            "group": 2,
+            "samples": 2,
             "steps": 1,
             "save_every": 0,
         }

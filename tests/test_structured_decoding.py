@@ -232,7 +232,7 @@ def test_rl_logprob_gap_of_structured_training(tmp_path, mode, on_policy):
     data = tmp_path / "problems.jsonl"
     data.write_text('{"id": "p0", "problem": "What is 1+1?", "answer": "2"}\n')
     settings = {"model": "tiny", "data": str(data), "prompt_file": str(tmp_path / "template.txt")}
-    cfg = RLConfig(**{**settings, "variant": "structured", "mode": mode, "batch": 1, "group": 2,
+    cfg = RLConfig(**{**settings, "variant": "structured", "mode": mode, "batch": 1, "samples": 2,
                    "max_tokens": 40, "lora_r": 4})  # fmt: skip
     assert cfg.mode == ("structured" if on_policy else "fork")
     model, tok = tiny_model("llama")

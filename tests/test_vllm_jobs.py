@@ -78,7 +78,7 @@ def test_rl_on_vllm_samples_from_the_updated_policy(tmp_path):
     data.write_text(
         "".join(json.dumps({"id": i, "problem": f"{i}+{i}?", "answer": 2 * i}) + "\n" for i in range(4))
     )
-    cfg = RLConfig(model=str(tmp_path / "tiny"), data=str(data), batch=2, group=2, steps=2, max_tokens=12,
+    cfg = RLConfig(model=str(tmp_path / "tiny"), data=str(data), batch=2, samples=2, steps=2, max_tokens=12,
                    lora_r=4, lr=1.0, mode="free", save_every=0, engine="vllm", updates_per_step=1)  # fmt: skip
     train(cfg, tmp_path / "run")
     rows = read_metrics(tmp_path / "run")
@@ -90,3 +90,24 @@ def test_rl_on_vllm_samples_from_the_updated_policy(tmp_path):
         not math.isnan(rows[-1]["loss"])
         and read_run_info(tmp_path / "run")["config"]["engine_used"] == "vllm"
     )
+
+
+@needs_vllm
+def test_the_eval_command_on_vllm_keeps_vllm_logs_off_the_console(tmp_path):
+    """vLLM logs a page per engine start to stdout; in the CLI its records go to the run log (pr1.logs)."""
+    import subprocess
+    import sys
+
+    problems = tmp_path / "p.jsonl"
+    problems.write_text(json.dumps({"id": 0, "problem": "What is 1 + 1?", "answer": 2}) + "\n")
+    out = tmp_path / "eval"
+    args = [str(problems), "--engine", "vllm", "--max-tokens", "8", "--out", str(out)]
+    res = subprocess.run(
+        [sys.executable, "-m", "pr1", "eval", *args], capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "mean@k" in res.stdout and "WARNING" not in res.stdout + res.stderr
+    assert "INFO" not in res.stdout + res.stderr and "vllm" in (out / "pr1.log").read_text()
+    assert (
+        "Loading safetensors" not in res.stderr and "NUMA" not in res.stderr
+    )  # vLLM's bar, torch's C++ notes

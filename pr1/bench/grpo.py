@@ -19,13 +19,13 @@ from pr1.bench.common import backends_report, run_backends, run_child
 from pr1.bench.report import Report, num
 from pr1.jsonl import read_jsonl
 
-_SHAPE = ("mode", "batch", "group", "max_tokens", "fork_after", "path_tokens", "summary_tokens")
+_SHAPE = ("mode", "batch", "samples", "max_tokens", "fork_after", "path_tokens", "summary_tokens")
 SETTINGS = {
-    "cpu": dict(mode="fork", batch=2, group=8, max_tokens=64, fork_after=20, path_tokens=10, summary_tokens=6,
+    "cpu": dict(mode="fork", batch=2, samples=8, max_tokens=64, fork_after=20, path_tokens=10, summary_tokens=6,
                 micro_batch=8, rollout_batch=64, lora_r=16, steps=2),
-    "cuda": dict(mode="fork", batch=8, group=8, max_tokens=1024, fork_after=256, path_tokens=256,
+    "cuda": dict(mode="fork", batch=8, samples=8, max_tokens=1024, fork_after=256, path_tokens=256,
                  summary_tokens=64, micro_batch=8, rollout_batch=64, lora_r=32, steps=2),
-    "quick": dict(mode="fork", batch=1, group=2, max_tokens=24, fork_after=6, path_tokens=4, summary_tokens=3,
+    "quick": dict(mode="fork", batch=1, samples=2, max_tokens=24, fork_after=6, path_tokens=4, summary_tokens=3,
                   micro_batch=2, rollout_batch=64, lora_r=4, steps=1),
 }  # fmt: skip
 
@@ -45,7 +45,7 @@ def child(backend: str, out: Path, settings: dict[str, Any]) -> None:
     s = settings
     cfg = RLConfig(
         **{"model": s["model"], "data": "gsm8k", "limit": s["batch"], "reward": "alternating", "mode": s["mode"],
-         "backend": backend, "batch": s["batch"], "group": s["group"], "steps": s["steps"],
+         "backend": backend, "batch": s["batch"], "samples": s["samples"], "steps": s["steps"],
          "max_tokens": s["max_tokens"], "micro_batch": s["micro_batch"], "rollout_batch": s["rollout_batch"],
          "lora_r": s["lora_r"],
          "save_every": 0, "log_rollouts": 0}

@@ -37,7 +37,7 @@ class GenerateConfig(Settings):
     out: Path | None = setting(None, "Kept traces (.jsonl); rejected ones go to OUT.rejected.jsonl.")
     source: str = setting("gsm8k-train", "Problems: a dataset name, a .jsonl/.parquet file, or synthetic.")
     limit: int | None = setting(None, "Use the first N problems (synthetic: make N).", min=1)
-    samples_per_problem: int = setting(1, "Traces asked for per problem.", min=1)
+    samples: int = setting(1, "Traces per problem.", min=1)
     concurrency: int = setting(16, "Requests in flight (HTTP) or batch size (hf:).", min=1)
     prompt_file: str | None = setting(
         None, "Instruction template with {problem}.", shown="pr1's parallel prompt"
@@ -194,10 +194,10 @@ def _generate(cfg: GenerateConfig, teacher: Teacher | None, console: Console) ->
         todo = [
             Request(row, s, build_messages(row["problem"], template))
             for row in problems
-            for s in range(cfg.samples_per_problem)
+            for s in range(cfg.samples)
             if (str(row["id"]), s) not in done
         ]
-        total = len(problems) * cfg.samples_per_problem
+        total = len(problems) * cfg.samples
         skipped = total - len(todo)
         if skipped:
             console.print(

@@ -33,7 +33,7 @@ GENERATE_FLAGS = (
     "out",
     "source",
     "limit",
-    "samples_per_problem",
+    "samples",
     "concurrency",
     "prompt_file",
     "max_tokens",

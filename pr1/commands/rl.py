@@ -22,7 +22,7 @@ FLAGS = (
     "reward",
     "variant",
     "mode",
-    "group",
+    "samples",
     "batch",
     "steps",
     "lr",

@@ -43,8 +43,8 @@ class RLConfig(RolloutConfig):
     )
     prompt_file: str = setting("parallel", "parallel | sequential | a template file with {problem}.")
     limit: int | None = setting(None, "Use only the first N problems.", min=1)
-    # GRPO (METHOD.md §7): one step = `batch` prompts x `group` samples, then `updates_per_step` optimizer steps
-    group: int = setting(8, "Samples per prompt (the GRPO group).", min=1)
+    # GRPO (METHOD.md §7): one step = `batch` prompts x `samples` samples, then `updates_per_step` optimizer steps
+    samples: int = setting(8, "Samples per prompt (the GRPO group).", min=1)
     batch: int = setting(16, "Prompts per RL step (paper: 256 on 8 GPUs).", min=1)
     updates_per_step: int = setting(2, "Optimizer steps per RL step.", min=1)
     micro_batch: int = setting(
@@ -125,19 +125,19 @@ class RLConfig(RolloutConfig):
             raise SettingError(
                 "{model:name} is required (a model name or path, or an SFT run folder)", model=None
             )
-        if self.group < 2:
-            raise invalid("group", self.group, "GRPO needs at least 2 samples per prompt")
+        if self.samples < 2:
+            raise invalid("samples", self.samples, "GRPO needs at least 2 samples per prompt")
         if self.eval_every and not self.eval:
             raise SettingError(
                 "{eval_every:name} needs {eval:name} BENCH (the benchmark to evaluate on)",
                 eval_every=self.eval_every,
                 eval=None,
             )
-        if (self.batch * self.group) % self.updates_per_step:
+        if (self.batch * self.samples) % self.updates_per_step:
             raise SettingError(
-                "{batch} x {group} rollouts do not split into {updates_per_step} equal optimizer steps",
+                "{batch} x {samples} rollouts do not split into {updates_per_step} equal optimizer steps",
                 batch=self.batch,
-                group=self.group,
+                samples=self.samples,
                 updates_per_step=self.updates_per_step,
             )
         if self.dual_clip is not None and self.dual_clip <= 1 + self.clip_high:

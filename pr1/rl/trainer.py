@@ -284,10 +284,10 @@ def score_completions(
 def batch_layout(cfg: RLConfig, num_processes: int) -> tuple[int, int]:
     """(per-device micro batch, gradient accumulation steps) so that one RL step of batch x group rollouts
     makes exactly `updates_per_step` optimizer steps."""
-    per_update = cfg.batch * cfg.group // cfg.updates_per_step
+    per_update = cfg.batch * cfg.samples // cfg.updates_per_step
     if per_update % num_processes:
         raise Pr1Error(
-            f"--batch {cfg.batch} x --group {cfg.group} / {cfg.updates_per_step} updates = {per_update} rollouts per "
+            f"--batch {cfg.batch} x --samples {cfg.samples} / {cfg.updates_per_step} updates = {per_update} rollouts per "
             f"update do not split over {num_processes} processes"
         )
     per_device = per_update // num_processes
@@ -306,7 +306,7 @@ def grpo_args(cfg: RLConfig, config_class: type, output_dir: Path, num_processes
         gradient_accumulation_steps=accumulation,
         steps_per_generation=cfg.updates_per_step * accumulation,
         num_iterations=1,
-        num_generations=cfg.group,
+        num_generations=cfg.samples,
         max_steps=cfg.steps * cfg.updates_per_step,
         learning_rate=cfg.lr,
         lr_scheduler_type="constant",
@@ -450,7 +450,7 @@ def train(
     dataset = build_dataset(cfg)
     source = run_folder_source(cfg.model or "")
     # a resumed run samples with the engine it started with (the engines draw different samples)
-    engine, why = pick_engine(cfg, cfg.steps * cfg.batch * cfg.group * cfg.max_tokens)
+    engine, why = pick_engine(cfg, cfg.steps * cfg.batch * cfg.samples * cfg.max_tokens)
     saved = (read_run_info(out).get("config") or {}) if resume and (out / RUN_FILE).is_file() else {}
     if saved.get("engine_used") not in (None, engine):
         engine, why = saved["engine_used"], "the engine this run started with"

@@ -221,7 +221,7 @@ def on_cpu() -> bool:
 
 def llm_settings(path: str, config: RolloutConfig, **overrides: Any) -> dict[str, Any]:
     """The `vllm.LLM` arguments pr1 builds an engine with (any of them can be overridden):
-    prefix caching on; room for the longest prompt plus the budget; the log-probs mode that matches the hf
+    prefix caching on, no loading bar; room for the longest prompt plus the budget; the log-probs mode that matches the hf
     engine at the config's temperature; pr1's logits-processor plugin. On CPU: eager mode (compiling takes
     minutes there), float32 weights as the hf engine has them there (vLLM's `auto` casts a float32 model to
     bfloat16), 32-token KV blocks (prefix caching reuses whole blocks) and a 1 GiB KV cache unless
@@ -234,6 +234,7 @@ def llm_settings(path: str, config: RolloutConfig, **overrides: Any) -> dict[str
         logprobs_mode="raw_logprobs" if config.temperature in (0, 1) else "processed_logprobs",
         logits_processors=[Pr1LogitsProcessor],
         seed=0,
+        use_tqdm_on_load=False,  # pr1's consoles say what is loading; vLLM's bar would cut into them
     )
     if on_cpu():
         settings.update(enforce_eager=True, block_size=32, dtype="float32")

@@ -520,7 +520,7 @@ def _train(step: str, run: Check, budget: float) -> StepResult:
     args = {
         "sft": ["--data", "parallel-gsm8k-sample", "--max-steps", "2", "--batch", "2", "--micro-batch", "2",
                 "--max-length", "1024", "--format-check", "0", "--save-every", "1000", "--keep-checkpoints", "1"],
-        "rl": ["--data", "gsm8k", "--limit", "4", "--steps", "2", "--batch", "2", "--group", "4",
+        "rl": ["--data", "gsm8k", "--limit", "4", "--steps", "2", "--batch", "2", "--samples", "4",
                "--max-tokens", "256", "--save-every", "0"],
     }[step]  # fmt: skip
     cmd = [
@@ -616,6 +616,9 @@ def summary(run: Check) -> list[str]:
             by_reason.setdefault(r.detail, []).append(r.name)
     for why, names in by_reason.items():
         lines.append(f"skipped: {', '.join(names)}: {why}")
+    for r in run.results:  # in full: the table's line is cut to its width
+        if r.status == "failed" and len(r.detail) > 150:
+            lines.append(f"failed: {r.name}: {r.detail}")
     warnings = env.get("warnings", [])
     for warning in warnings[:5]:
         lines.append(f"warning: {_clip(warning, 160)}")
