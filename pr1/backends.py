@@ -25,12 +25,12 @@ from typing import Any
 
 import torch
 
+from pr1.checkpoints import ADAPTER_CONFIG
 from pr1.errors import Pr1Error
 from pr1.runs import RUN_FILE, read_run_info
 
 # The decoder's linear layers, as Unsloth's get_peft_model names them (the hf path passes peft "all-linear").
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-ADAPTER_CONFIG = "adapter_config.json"  # what makes a folder a peft adapter
 
 
 @dataclass

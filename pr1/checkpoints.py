@@ -23,6 +23,7 @@ from pr1.jsonl import write_json_atomic
 CHECKPOINTS_DIR = "checkpoints"
 COMPLETE_FILE = "COMPLETE"
 FINAL_DIR = "final"
+ADAPTER_CONFIG = "adapter_config.json"  # what makes a folder a peft adapter
 
 
 def checkpoint_dir(run_dir: str | Path, step: int) -> Path:

@@ -25,7 +25,8 @@ from rich.table import Table
 
 from pr1.coldstart.synthetic import DIFFICULTIES
 from pr1.embedded import EMBEDDED_MODEL
-from pr1.runs import RUN_FILE, Run, read_run_info
+from pr1.prompts import TEMPLATES
+from pr1.runs import ROLLOUTS_FILE, RUN_FILE, Run, read_metrics, read_run_info
 from pr1.settings import Settings, setting
 
 STAGES = ("base", "sft", "rl")
@@ -35,6 +36,11 @@ STAGES = ("base", "sft", "rl")
 class DemoConfig(Settings):
     model: str = setting(EMBEDDED_MODEL, "Model to train (default: the embedded SmolLM2-135M).")
     seed: int = setting(0, "Seed of the data, training and sampling.")
+    prompt: str = setting(
+        "parallel-short",
+        "Prompt template of every stage (pr1.prompts: the short one halves the tokens).",
+        choices=tuple(TEMPLATES),
+    )
     # data: synthetic problems and traces (pr1.coldstart.synthetic's difficulties)
     sft_difficulty: str = setting("one-step", "Difficulty of the cold-start traces.", choices=DIFFICULTIES)
     rl_difficulty: str = setting(
@@ -95,20 +101,49 @@ def run_demo(out: str | Path, config: DemoConfig, *, console: Console | None = N
 
 def _stages(out: Path, cfg: DemoConfig, run: Run, console: Console) -> dict[str, dict]:
     data = out / "data"
-    _stage(console, run, "data", lambda: _data(data, cfg, console))
-    results = {"base": _evaluate(out / "eval-base", cfg, None, run, 1, console)}
-    _stage(console, run, "sft", lambda: _sft(out / "sft", data, cfg, console), done=_finished(out / "sft"))
-    results["sft"] = _evaluate(out / "eval-sft", cfg, out / "sft" / "final", run, 2, console)
-    _stage(console, run, "rl", lambda: _rl(out / "rl", out / "sft", data, cfg), done=_finished(out / "rl"))
-    results["rl"] = _evaluate(out / "eval-rl", cfg, out / "rl" / "final", run, 3, console)
+    run_stage(console, run, "data", lambda: make_data(data, cfg, console))
+    results = {"base": evaluate(out / "eval-base", data, cfg, None, run, 1, "base", console)}
+    sft_stage(out, cfg, run, console)
+    results["sft"] = evaluate(out / "eval-sft", data, cfg, out / "sft" / "final", run, 2, "sft", console)
+    run_stage(
+        console, run, "rl", lambda: train_rl(out / "rl", out / "sft", data, cfg), done=finished(out / "rl")
+    )
+    results["rl"] = evaluate(out / "eval-rl", data, cfg, out / "rl" / "final", run, 3, "rl", console)
+    results["rl_gain"] = rl_gain(out)
+    results["rl_live"] = {"live_share": live_share(read_metrics(out / "rl"))}
     return results
 
 
-def _finished(folder: Path) -> bool:
+def rl_gain(out: Path) -> dict:
+    """RL's effect on accuracy: eval-rl against eval-sft, paired by held-out problem (95% interval)."""
+    from pr1.eval.metrics import accuracy_difference
+    from pr1.jsonl import read_jsonl
+
+    return accuracy_difference(
+        read_jsonl(out / "eval-sft" / ROLLOUTS_FILE), read_jsonl(out / "eval-rl" / ROLLOUTS_FILE)
+    )
+
+
+def live_share(rl_metrics: list[dict]) -> float | None:
+    """The share of RL's GRPO groups whose rewards differed, over all steps: only those groups have an
+    advantage, so only they teach anything (1 - TRL's frac_reward_zero_std, averaged over the steps, which
+    all have the same number of groups)."""
+    fractions = [r["frac_reward_zero_std"] for r in rl_metrics if r.get("frac_reward_zero_std") is not None]
+    return 1 - sum(fractions) / len(fractions) if fractions else None
+
+
+def sft_stage(out: Path, cfg: DemoConfig, run: Run, console: Console) -> None:
+    """The cold-start SFT of OUT/data's traces into OUT/sft (skipped when finished)."""
+    sft = out / "sft"
+    run_stage(console, run, "sft", lambda: train_sft(sft, out / "data", cfg, console), done=finished(sft))
+
+
+def finished(folder: Path) -> bool:
     return (folder / RUN_FILE).exists() and read_run_info(folder).get("status") == "finished"
 
 
-def _stage(console: Console, run: Run, name: str, fn: Any, *, done: bool = False) -> None:
+def run_stage(console: Console, run: Run, name: str, fn: Any, *, done: bool = False) -> None:
+    """Run `fn` as the stage `name` of `run` (events at its start and end), or say it is reused."""
     if done:
         console.print(f"[dim]{name}: already finished, reused")
         return
@@ -119,13 +154,12 @@ def _stage(console: Console, run: Run, name: str, fn: Any, *, done: bool = False
     run.event("stage", stage=name, status="end", seconds=round(time.time() - t, 1))
 
 
-def _data(data: Path, cfg: DemoConfig, console: Console) -> None:
+def make_data(data: Path, cfg: DemoConfig, console: Console) -> None:
     """Synthetic cold-start traces for SFT; fresh synthetic problems for RL and for evaluation."""
     from pr1.coldstart.build import build
     from pr1.coldstart.generate import GenerateConfig, generate
     from pr1.coldstart.synthetic import synthetic_problems
     from pr1.jsonl import write_jsonl_atomic
-    from pr1.prompts import PARALLEL_TEMPLATE
 
     traces = data / "coldstart.jsonl"
     generate(
@@ -139,18 +173,18 @@ def _data(data: Path, cfg: DemoConfig, console: Console) -> None:
         ),
         console=console,
     )
-    build(traces, sft_out=data / "sft.jsonl", rl_out=None, template=PARALLEL_TEMPLATE)
-    for name, n, seed in (
-        ("rl_problems", cfg.rl_problems, cfg.seed + 1),
-        ("eval_problems", cfg.eval_problems, cfg.seed + 2),
-    ):
+    build(traces, sft_out=data / "sft.jsonl", rl_out=None, template=TEMPLATES[cfg.prompt])
+    rl = synthetic_problems(cfg.rl_problems, seed=cfg.seed + 1, difficulty=cfg.rl_difficulty)
+    # held out: drawn with another seed, leaving out any problem RL trains on (small difficulties repeat)
+    seen = {row["problem"] for row in rl}
+    drawn = synthetic_problems(cfg.eval_problems + len(rl), seed=cfg.seed + 2, difficulty=cfg.rl_difficulty)
+    held_out = [row for row in drawn if row["problem"] not in seen][: cfg.eval_problems]
+    for name, rows in (("rl_problems", rl), ("eval_problems", held_out)):
         if not (data / f"{name}.jsonl").exists():
-            write_jsonl_atomic(
-                data / f"{name}.jsonl", synthetic_problems(n, seed=seed, difficulty=cfg.rl_difficulty)
-            )
+            write_jsonl_atomic(data / f"{name}.jsonl", rows)
 
 
-def _sft(folder: Path, data: Path, cfg: DemoConfig, console: Console) -> None:
+def train_sft(folder: Path, data: Path, cfg: DemoConfig, console: Console) -> None:
     from pr1.sft.config import Pr1SFTConfig
     from pr1.sft.train import train
 
@@ -172,7 +206,16 @@ def _sft(folder: Path, data: Path, cfg: DemoConfig, console: Console) -> None:
     train(sft, folder, resume=(folder / RUN_FILE).exists(), console=console)
 
 
-def _rl(folder: Path, sft: Path, data: Path, cfg: DemoConfig) -> None:
+def train_rl(
+    folder: Path,
+    sft: Path,
+    data: Path,
+    cfg: DemoConfig,
+    *,
+    reward: str = "alternating",
+    seed: int | None = None,
+) -> None:
+    """GRPO from the SFT adapter on data/rl_problems.jsonl into `folder` (resumes a partial one)."""
     from pr1.rl.config import RLConfig
     from pr1.rl.trainer import train
 
@@ -180,7 +223,8 @@ def _rl(folder: Path, sft: Path, data: Path, cfg: DemoConfig) -> None:
         **{
             "model": str(sft),
             "data": str(data / "rl_problems.jsonl"),
-            "reward": "alternating",
+            "reward": reward,
+            "prompt_file": cfg.prompt,
             "steps": cfg.rl_steps,
             "batch": cfg.rl_batch,
             "samples": cfg.rl_samples,
@@ -192,27 +236,34 @@ def _rl(folder: Path, sft: Path, data: Path, cfg: DemoConfig) -> None:
             "save_every": max(cfg.rl_steps // 2, 1),
             "log_rollouts": cfg.rl_batch * cfg.rl_samples,
             "backend": "hf",
-            "seed": cfg.seed,
+            "seed": cfg.seed if seed is None else seed,
         }
     )
     train(rl, folder, resume=(folder / RUN_FILE).exists())
 
 
-def _evaluate(
-    folder: Path, cfg: DemoConfig, adapter: Path | None, run: Run, step: int, console: Console
+def evaluate(
+    folder: Path,
+    data: Path,
+    cfg: DemoConfig,
+    adapter: Path | None,
+    run: Run,
+    step: int,
+    stage: str,
+    console: Console,
 ) -> dict:
-    """Evaluate one stage on the held-out problems (the `pr1 eval` metrics); resumes a partial folder."""
+    """Evaluate the model (with `adapter`) on data/eval_problems.jsonl into `folder` (the `pr1 eval`
+    metrics; resumes a partial folder) and log it as row `step` of `run`, named `stage`."""
     from pr1.eval import EvalConfig, run_eval
 
-    stage = STAGES[step - 1]
     console.rule(f"[bold]evaluate: {stage}")
-    data = folder.parent / "data" / "eval_problems.jsonl"
     figures = run_eval(
         EvalConfig(
-            benches=[str(data)],
+            benches=[str(data / "eval_problems.jsonl")],
             model=cfg.model,
             adapter=str(adapter) if adapter else None,
             samples=cfg.eval_samples,
+            prompt_file=cfg.prompt,
             temperature=cfg.temperature,
             max_tokens=cfg.max_tokens,
             seed=cfg.seed,
@@ -244,7 +295,8 @@ def _report(console: Console, out: Path, results: dict[str, dict], seconds: floa
     for col in ("accuracy", "parallel ratio", "format valid", "blocks / response", "tokens / response"):
         table.add_column(col, justify="right")
     labels = {"base": "base model", "sft": "after SFT", "rl": "after RL"}
-    for stage, r in results.items():
+    for stage in STAGES:
+        r = results[stage]
         table.add_row(
             labels[stage],
             f"{r['accuracy']:.1%}",
@@ -255,8 +307,25 @@ def _report(console: Console, out: Path, results: dict[str, dict], seconds: floa
         )
     console.print(table)
     base, sft = results["base"], results["sft"]
-    console.print(
-        f"SFT moved the parallel ratio {base['parallel_ratio']:.0%} → {sft['parallel_ratio']:.0%}; "
-        f"accuracy after RL: {results['rl']['accuracy']:.0%} (a 135M model on held-out synthetic problems)."
-    )
+    console.print(f"SFT moved the parallel ratio {base['parallel_ratio']:.0%} → {sft['parallel_ratio']:.0%}.")
+    console.print(gain_line(results["rl_gain"]))
+    live = results["rl_live"]["live_share"]
+    if live is not None:
+        console.print(
+            f"RL signal: {live:.0%} of the GRPO groups had mixed rewards (the others have no advantage and "
+            "teach nothing)."
+        )
     console.print(f"Open the dashboards:  pr1 watch {out}   ·   pr1 watch {out / 'rl'}")
+
+
+def gain_line(gain: dict) -> str:
+    """RL's accuracy change as a sentence: points, the 95% interval, the number of problems."""
+    if gain["difference"] is None:
+        return "RL's effect on accuracy: no problems evaluated both after SFT and after RL"
+    points = 100 * gain["difference"]
+    if gain["low"] is None:
+        return f"RL changed accuracy by {points:+.1f} points (on {gain['problems']} problem: no interval)"
+    return (
+        f"RL changed accuracy by {points:+.1f} points over SFT (95% interval {100 * gain['low']:+.1f} to "
+        f"{100 * gain['high']:+.1f}, paired over {gain['problems']} held-out problems)"
+    )

@@ -13,8 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pr1.backends import ADAPTER_CONFIG, run_base_model
-from pr1.checkpoints import COMPLETE_FILE, FINAL_DIR, latest_checkpoint
+from pr1.backends import run_base_model
+from pr1.checkpoints import ADAPTER_CONFIG, COMPLETE_FILE, FINAL_DIR, latest_checkpoint
 from pr1.errors import Pr1Error
 from pr1.runs import read_run_info
 

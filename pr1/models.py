@@ -23,8 +23,7 @@ from transformers import (
     Qwen3Config,
 )
 
-from pr1.backends import ADAPTER_CONFIG
-from pr1.checkpoints import refuse_pickle_weights
+from pr1.checkpoints import ADAPTER_CONFIG, refuse_pickle_weights
 from pr1.embedded import EMBEDDED_MODEL, cache_dir, embedded_gguf_path
 from pr1.errors import Pr1Error
 from pr1.format import TAGS

@@ -28,7 +28,21 @@ Solve the following math problem. Think step by step, and finish with a last lin
 
 Problem: {problem}"""
 
-TEMPLATES = {"parallel": PARALLEL_TEMPLATE, "sequential": SEQUENTIAL_TEMPLATE}
+# The parallel instruction in two sentences, for runs where the
+# prompt costs more than the answer (`pr1 demo`'s one- and two-step arithmetic: 85 prompt tokens with
+# SmolLM2's chat template instead of 189, and RL and SFT compute on the prompt's tokens too).
+SHORT_PARALLEL_TEMPLATE = """\
+Solve the problem. Where it helps, think in parallel: a <Parallel> block of independent <Path> sections, \
+then a <Summary>. End with "Final Answer: <result>".
+
+Problem: {problem}"""
+
+TEMPLATES = {
+    "parallel": PARALLEL_TEMPLATE,
+    "parallel-short": SHORT_PARALLEL_TEMPLATE,
+    "sequential": SEQUENTIAL_TEMPLATE,
+}
+NAMES = " | ".join(TEMPLATES)  # for the settings' help
 
 
 def load_template(name_or_path: str | Path | None) -> str:
@@ -39,7 +53,7 @@ def load_template(name_or_path: str | Path | None) -> str:
         return TEMPLATES[str(name_or_path)]
     path = Path(name_or_path)
     if not path.is_file():
-        raise Pr1Error(f"--prompt-file {path}: no such file (or use 'parallel' / 'sequential')")
+        raise Pr1Error(f"--prompt-file {path}: no such file (or use one of {NAMES.replace(' | ', ', ')})")
     text = path.read_text(encoding="utf-8")
     if text.count("{problem}") != 1:
         raise Pr1Error(f"--prompt-file {path}: the template must contain {{problem}} exactly once")

@@ -40,8 +40,10 @@ else:  # pragma: no cover
 
 _NO_DEFAULT: Any = dataclasses.MISSING
 
-# experiment trackers a training job can also log to (TRL's / transformers' `report_to`)
-TRACKERS = ("none", "tensorboard", "wandb", "trackio", "mlflow")
+# choices that SFT and RL share
+TRACKERS = ("none", "tensorboard", "wandb", "trackio", "mlflow")  # what a job also logs to (`report_to`)
+VARIANTS = ("causal", "structured")  # how a laid-out trace is trained on (METHOD.md §6)
+BACKENDS = ("auto", "unsloth", "hf")  # the training backends (pr1.backends)
 
 
 def setting(

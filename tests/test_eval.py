@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from pr1.cli import app
 from pr1.errors import Pr1Error
-from pr1.eval.metrics import bench_metrics, majority_correct, pass_at_k, pass_ks
+from pr1.eval.metrics import accuracy_difference, bench_metrics, majority_correct, pass_at_k, pass_ks
 from pr1.score import SCORE_KEYS
 
 runner = CliRunner()
@@ -59,6 +59,26 @@ def row(pid, sample, correct, pred, blocks=(), tokens=10, critical=10, truncated
         "truncated": truncated,
         "parallel_positions": list(positions),
     }
+
+
+def test_accuracy_difference_is_paired_by_problem():
+    def rows(correct_by_problem):
+        return [{"id": i, "correct": c} for i, cs in correct_by_problem.items() for c in cs]
+
+    before = rows({"a": [1, 0, 0, 0], "b": [0, 0], "c": [1, 1], "gone": [1]})
+    after = rows({"a": [1, 1, 0, 0], "b": [1, 0], "c": [1, 1], "new": [0]})
+    d = accuracy_difference(before, after)
+    assert d["problems"] == 3 and d["difference"] == pytest.approx(0.25)  # per problem: +1/4, +1/2, 0
+    sd = math.sqrt(sum((x - 0.25) ** 2 for x in (0.25, 0.5, 0.0)) / 2)
+    assert d["stderr"] == pytest.approx(sd / math.sqrt(3))
+    assert (d["low"], d["high"]) == (
+        pytest.approx(0.25 - 1.96 * d["stderr"]),
+        pytest.approx(0.25 + 1.96 * d["stderr"]),
+    )
+    # the same shift on every problem: no noise in the difference, however spread the problems are
+    same = accuracy_difference(rows({"a": [0, 0], "b": [1, 0]}), rows({"a": [1, 0], "b": [1, 1]}))
+    assert same["difference"] == 0.5 and same["stderr"] == 0 and same["low"] == same["high"] == 0.5
+    assert accuracy_difference(before, [])["difference"] is None
 
 
 def test_bench_metrics():

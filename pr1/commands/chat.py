@@ -10,7 +10,7 @@ import typer
 from pr1.commands.flags import with_settings
 from pr1.embedded import EMBEDDED_MODEL
 from pr1.errors import Pr1Error
-from pr1.prompts import load_template
+from pr1.prompts import NAMES, load_template
 from pr1.runs import adapter_folder
 from pr1.settings import resolve
 from pr1.tui.chat_session import ChatSettings, EngineGenerator, LoadedModel
@@ -65,7 +65,7 @@ def chat(
         typer.Option(help="A peft (LoRA) adapter folder, or a pr1 sft / rl run folder (its final/)."),
     ] = None,
     prompt_file: Annotated[
-        str | None, typer.Option(help="parallel | sequential | a template file with {problem}.")
+        str | None, typer.Option(help=f"{NAMES} | a template file with {{problem}}.")
     ] = None,
     save: Annotated[
         Path | None, typer.Option(help="Session file (ctrl+s appends to it); default pr1-chat-<time>.jsonl.")

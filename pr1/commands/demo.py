@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from pr1.commands.flags import with_settings
-from pr1.commands.live import run_job
+from pr1.commands.live import Tui, run_job
 from pr1.demo import FAST, DemoConfig, run_demo
 
 FLAGS = ("model", "seed")
@@ -21,13 +21,24 @@ def demo(
         "runs/demo"
     ),
     fast: Annotated[bool, typer.Option("--fast", help="A 2-minute smoke version.", metavar="")] = False,
-    tui: Annotated[
-        bool, typer.Option("--tui", help="Show the demo live in the dashboard.", metavar="")
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            "--ablation",
+            help="The reward ablation instead: RL with each reward x 2 seeds from the demo's SFT (pr1.ablation).",
+            metavar="",
+        ),
     ] = False,
+    tui: Tui = False,
     *,
     settings: dict[str, Any],
 ) -> None:
     """The whole curriculum at toy scale, offline: synthetic cold-start data, SFT, GRPO with the alternating
     reward, and evaluation before and after, into one run folder."""
     config = replace(FAST if fast else DemoConfig(), **settings)
-    run_job(out, lambda: run_demo(out, config), tui=tui)
+    if ablation:
+        from pr1.ablation import run_ablation
+
+        run_job(out / "ablation", lambda: run_ablation(out, config), tui=tui)
+    else:
+        run_job(out, lambda: run_demo(out, config), tui=tui)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from pr1.commands.flags import with_settings
-from pr1.commands.live import run_job
+from pr1.commands.live import Tui, run_job
 from pr1.eval.run import MAY_CHANGE_ON_RESUME, EvalConfig
 from pr1.runs import saved_settings
 from pr1.settings import resolve
@@ -36,9 +34,7 @@ FLAGS = (
 
 @with_settings(EvalConfig, FLAGS)
 def eval_(
-    tui: Annotated[
-        bool, typer.Option("--tui", help="Show the evaluation live in the dashboard.", metavar="")
-    ] = False,
+    tui: Tui = False,
     *,
     settings: dict[str, Any],
 ) -> None:

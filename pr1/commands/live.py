@@ -5,13 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
+
+import typer
 
 T = TypeVar("T")
 
-CONFIG_HELP = (
-    "TOML settings file (examples/*.toml); repeat to layer several, later ones win; flags win over all."
-)
+# the options every job command shares, declared once
+ConfigFiles = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--config",
+        help="TOML settings file (examples/*.toml); repeat to layer several, later ones win; flags win over all.",
+    ),
+]
+Resume = Annotated[
+    bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.", metavar="")
+]
+Tui = Annotated[bool, typer.Option("--tui", help="Show the job live in the dashboard.", metavar="")]
 
 
 def run_job(run_dir: Path, job: Callable[[], T], *, tui: bool) -> T:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pr1.commands.flags import with_settings
-from pr1.commands.live import CONFIG_HELP, run_job
+from pr1.commands.live import ConfigFiles, Resume, Tui, run_job
 from pr1.errors import Pr1Error
 from pr1.rl.config import MAY_CHANGE_ON_RESUME, RLConfig
 from pr1.runs import saved_settings
@@ -48,13 +48,9 @@ FLAGS = (
 @with_settings(RLConfig, FLAGS)
 def rl(
     out: Annotated[Path | None, typer.Option(help="Run folder to write (required).")] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.", metavar="")
-    ] = False,
-    config: Annotated[list[Path] | None, typer.Option(help=CONFIG_HELP)] = None,
-    tui: Annotated[
-        bool, typer.Option("--tui", help="Show the run live in the dashboard.", metavar="")
-    ] = False,
+    resume: Resume = False,
+    config: ConfigFiles = None,
+    tui: Tui = False,
     *,
     settings: dict[str, Any],
 ) -> None:

@@ -71,6 +71,31 @@ def bench_metrics(rows: Sequence[dict]) -> dict:
     }
 
 
+def accuracy_difference(before: Sequence[dict], after: Sequence[dict], z: float = 1.96) -> dict:
+    """How much mean@k moved from `before` to `after`, two evaluations of the same problems: the mean over
+    problems of (after's accuracy on it - before's), and a `z` normal interval from the paired differences'
+    standard error (pairing by problem removes the problems' own spread from the noise). Problems missing
+    from either side are left out. Keys: difference, low, high, stderr, problems."""
+
+    def per_problem(rows: Sequence[dict]) -> dict[str, float]:
+        groups: dict[str, list[bool]] = {}
+        for row in rows:
+            groups.setdefault(str(row["id"]), []).append(bool(row["correct"]))
+        return {i: sum(g) / len(g) for i, g in groups.items()}
+
+    a, b = per_problem(before), per_problem(after)
+    diffs = [b[i] - a[i] for i in a if i in b]
+    mean, stderr = _mean(diffs), _stderr(diffs)
+    half = z * stderr if stderr is not None else None
+    return {
+        "difference": mean,
+        "low": None if half is None or mean is None else mean - half,
+        "high": None if half is None or mean is None else mean + half,
+        "stderr": stderr,
+        "problems": len(diffs),
+    }
+
+
 def flat_metrics(figures: dict) -> dict[str, float]:
     """The numeric figures of a benchmark, pass@k flattened to `pass_at_<k>`: a metrics.jsonl row."""
     out = {k: v for k, v in figures.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -29,7 +29,7 @@ from pr1.eval.metrics import bench_metrics, flat_metrics
 from pr1.formatting import number, percent
 from pr1.jsonl import iter_jsonl, write_json_atomic
 from pr1.progress import progress_bar
-from pr1.prompts import build_messages, load_template
+from pr1.prompts import NAMES, build_messages, load_template
 from pr1.rollout.config import RolloutConfig
 from pr1.rollout.engines import pick_engine
 from pr1.runs import (
@@ -78,7 +78,7 @@ class EvalConfig(RolloutConfig):
         None, "Samples per problem (METHOD.md §8).", min=1, shown="16 for AIME/AMC, 1 otherwise"
     )
     limit: int | None = setting(None, "Only the first N problems of each benchmark.", min=1)
-    prompt_file: str | None = setting(None, "parallel | sequential | a template file.", shown="parallel")
+    prompt_file: str | None = setting(None, f"{NAMES} | a template file.", shown="parallel")
     seed: int = setting(0, "Sampling seed.")
     out: str | None = setting(
         None, "Run folder; rerun to resume.", shown="runs/eval-<model>-<benchmarks>-<mode>-<settings hash>"

@@ -13,12 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pr1.format import FORMAT_RULES
+from pr1.prompts import NAMES
 from pr1.rewards import REWARD_NAMES, Schedule
 from pr1.rollout.config import MODES, RolloutConfig
-from pr1.settings import TRACKERS, SettingError, invalid, setting
-
-VARIANTS = ("causal", "structured")
-BACKENDS = ("auto", "unsloth", "hf")  # the training backends (pr1.backends)
+from pr1.settings import BACKENDS, TRACKERS, VARIANTS, SettingError, invalid, setting
 
 # What a resumed run may change (pr1.runs.check_resume): how far it goes, how often it saves, evaluates and
 # logs, and how many trajectories it decodes at once (sampling seeds do not depend on it).
@@ -41,7 +39,7 @@ class RLConfig(RolloutConfig):
         choices=MODES,
         shown="structured for --variant structured, else fork",
     )
-    prompt_file: str = setting("parallel", "parallel | sequential | a template file with {problem}.")
+    prompt_file: str = setting("parallel", f"{NAMES} | a template file with {{problem}}.")
     limit: int | None = setting(None, "Use only the first N problems.", min=1)
     # GRPO (METHOD.md §7): one step = `batch` prompts x `samples` samples, then `updates_per_step` optimizer steps
     samples: int = setting(8, "Samples per prompt (the GRPO group).", min=1)

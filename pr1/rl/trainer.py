@@ -34,7 +34,7 @@ from accelerate.utils import gather_object
 from transformers.trainer_callback import PrinterCallback
 
 from pr1 import checkpoints
-from pr1.backends import ADAPTER_CONFIG, LoadedModel, pick_backend, run_folder_source, with_base
+from pr1.backends import LoadedModel, pick_backend, run_folder_source, with_base
 from pr1.datasets import load_problems
 from pr1.errors import Pr1Error
 from pr1.eval import EvalConfig, run_eval
@@ -422,7 +422,7 @@ def make_evaluate(cfg: RLConfig, base_model: str, out: Path) -> Callable[[int, P
         )
 
     def evaluate(step: int, checkpoint: Path) -> dict[str, dict]:
-        adapter = (checkpoint / ADAPTER_CONFIG).is_file()
+        adapter = (checkpoint / checkpoints.ADAPTER_CONFIG).is_file()
         results = run_eval(
             EvalConfig(
                 **dataclasses.asdict(RolloutConfig.of(cfg)),  # sampled as the rollouts are

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pr1.settings import TRACKERS, SettingError, Settings, setting
+from pr1.prompts import NAMES
+from pr1.settings import BACKENDS, TRACKERS, VARIANTS, SettingError, Settings, setting
 
-VARIANTS = ("causal", "structured")
-BACKENDS = ("auto", "unsloth", "hf")  # the training backends (pr1.backends)
 QUANTS = ("auto", "4bit", "8bit", "none")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 
@@ -35,7 +34,7 @@ class Pr1SFTConfig(Settings):
         choices=VARIANTS,
     )
     prompt_file: str | None = setting(
-        None, "parallel | sequential | a template file (rows without a prompt).", shown="parallel"
+        None, f"{NAMES} | a template file (rows without a prompt).", shown="parallel"
     )
     # LoRA
     lora_r: int = setting(64, "LoRA rank.", min=1)

@@ -11,6 +11,8 @@ from pr1.jsonl import JsonlTail
 from pr1.run_status import live_status
 from pr1.runs import EVENTS_FILE, METRICS_FILE, ROLLOUTS_FILE, RUN_FILE, SUMMARY_FILE
 
+STAGED = ("demo", "ablation")  # kinds whose metrics rows are evaluated stages (pr1.demo, pr1.ablation)
+
 
 def short_names(paths: list[Path]) -> list[str]:
     """A label per run folder: its name, or parent/name where two folders share a name."""

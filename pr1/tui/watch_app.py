@@ -29,7 +29,7 @@ from pr1.metrics_health import no_update_message, no_update_steps
 from pr1.score import summarise
 from pr1.tui.app import Pr1App
 from pr1.tui.charts import CURVES, HEALTH, Chart, ChartView, chart_lines, lines_csv, step_range
-from pr1.tui.run_state import RunState, short_names
+from pr1.tui.run_state import STAGED, RunState, short_names
 from pr1.tui.widgets.all_metrics import AllMetrics, all_keys
 from pr1.tui.widgets.answer_line import AnswerLine
 from pr1.tui.widgets.chart_grid import ChartGrid
@@ -43,7 +43,7 @@ from pr1.tui.widgets.summary_table import SummaryTable, benchmark_table
 from pr1.tui.widgets.trace_tree import TraceView
 
 SUMMARY_KEYS = ("correct", "parallel", "format_valid", "n_blocks", "reward")
-NOT_CURVES = ("eval", "demo")  # kinds shown as a table (summary, stages), not as curves over steps
+NOT_CURVES = ("eval", *STAGED)  # kinds shown as a table (summary, stages), not as curves over steps
 CHART_TABS = ("overview", "health", "metrics")
 TABS = ("overview", "health", "metrics", "rollouts", "events")
 
@@ -252,7 +252,7 @@ class WatchApp(Pr1App):
         self.main.query_one("#no-curves").display = not self._has_overview()
         all_first, all_last = step_range(self._shown(self.view))
         self.main.query_one(AllMetrics).show(self.states, self.view, all_first, all_last)
-        demos = [(i, s) for i, s in enumerate(self.states) if s.kind == "demo" and i not in self.view.hidden]
+        demos = [(i, s) for i, s in enumerate(self.states) if s.kind in STAGED and i not in self.view.hidden]
         self.main.query_one(StageView).show([s for _, s in demos], [i for i, _ in demos])
         self.main.query_one("#view-line", Static).update(
             Content.styled(self.view.describe(first, last), "dim")
@@ -267,7 +267,7 @@ class WatchApp(Pr1App):
 
     def _has_overview(self) -> bool:
         curves = bool(self.main.query_one("#curves", ChartGrid).shown)
-        return curves or any(s.kind == "demo" and s.metrics or s.kind == "eval" for s in self.states)
+        return curves or any(s.kind in STAGED and s.metrics or s.kind == "eval" for s in self.states)
 
     def _show_kinds(self) -> None:
         kinds = {s.kind for s in self.states}
@@ -275,12 +275,14 @@ class WatchApp(Pr1App):
         self.main.query_one("#curves").display = bool(kinds - set(NOT_CURVES))
         self.main.query_one("#eval-live").display = "eval" in kinds
         self.main.query_one(SummaryTable).display = has_summary
-        self.main.query_one(StageView).display = "demo" in kinds
+        self.main.query_one(StageView).display = bool(kinds & set(STAGED))
         empty = self.main.query_one("#no-curves", Static)
         empty.update("No summary yet." if kinds == {"eval"} else "No metrics yet.")
         empty.display = not self._has_overview() or (kinds == {"eval"} and not has_summary)
         label = (
-            {"eval": "Summary", "demo": "Stages"}.get(kinds.pop(), "Curves") if len(kinds) == 1 else "Curves"
+            {"eval": "Summary", "demo": "Stages", "ablation": "Stages"}.get(kinds.pop(), "Curves")
+            if len(kinds) == 1
+            else "Curves"
         )
         self.main.query_one(TabbedContent).get_tab("overview").label = Content(label)
 
@@ -417,7 +419,7 @@ class WatchApp(Pr1App):
                     out[f"{tab}-{chart.chart.id}.csv"] = lines_csv(chart.lines)
         if tab == "overview" and self.main.query_one(StageView).display:
             out["stages.csv"] = stages_csv(
-                [s for i, s in enumerate(self.states) if s.kind == "demo" and i not in self.view.hidden]
+                [s for i, s in enumerate(self.states) if s.kind in STAGED and i not in self.view.hidden]
             )
         if tab == "overview" and self.main.query_one(SummaryTable).display:
             out["summary.csv"] = summary_csv(self.states)

@@ -11,7 +11,7 @@ from pr1.formatting import number
 from pr1.metrics_health import no_update_steps
 from pr1.rewards import Schedule
 from pr1.tui.charts import run_colour
-from pr1.tui.run_state import RunState
+from pr1.tui.run_state import STAGED, RunState
 
 STATUS_STYLE = {
     "running": "bold $warning",
@@ -90,12 +90,12 @@ def reward_phase(info: dict, step: int) -> str | None:
 
 
 def current_work(state: RunState) -> str | None:
-    """What a running run is doing now, from what its folder says: the stage of a demo (its last stage
+    """What a running run is doing now, from what its folder says: the stage of a demo or an ablation (its last stage
     event), else the step in progress (the one after the last metrics row; RL writes a row per finished
     step) with its reward phase."""
     if state.status != "running":
         return None
-    if state.kind == "demo":
+    if state.kind in STAGED:
         stages = [e for e in state.events if e.get("event") == "stage"]
         if stages and stages[-1].get("status") == "start":
             return f"now stage {stages[-1].get('stage', '?')}"
@@ -126,7 +126,7 @@ def progress(state: RunState, bar_width: int = 20, *, brief: bool = False) -> li
     elif isinstance(total, int) and total > 0:
         done = step or 0
         frac = min(done / total, 1.0)
-        unit = "stage" if state.kind == "demo" else "step"  # a demo's rows are its evaluated stages
+        unit = "stage" if state.kind in STAGED else "step"  # their rows are evaluated stages
         out += [f"{unit} {done}/{total} ", (bar(frac, bar_width), "$accent"), f" {frac:4.0%}"]
     elif step is not None:
         out.append(f"step {step}")
