@@ -61,6 +61,9 @@ class DemoConfig(Settings):
     rl_steps: int = setting(10, "RL steps.", min=1)
     rl_batch: int = setting(1, "RL prompts per step.", min=1)
     rl_samples: int = setting(4, "RL samples per prompt.", min=2)
+    rl_micro_batch: int = setting(
+        4, "RL sequences per forward pass (peak memory: 16 at once took 15 GB on CPU).", min=1
+    )
     rl_lr: float = setting(2e-5, "RL learning rate.", above=0)
     # rollouts (evaluation and RL)
     max_tokens: int = setting(256, "Response budget of every rollout.", min=1)
@@ -229,7 +232,7 @@ def train_rl(
             "batch": cfg.rl_batch,
             "samples": cfg.rl_samples,
             "updates_per_step": 1,
-            "micro_batch": cfg.rl_batch * cfg.rl_samples,
+            "micro_batch": min(cfg.rl_micro_batch, cfg.rl_batch * cfg.rl_samples),
             "lr": cfg.rl_lr,
             "max_tokens": cfg.max_tokens,
             "temperature": 1.0,
@@ -316,6 +319,7 @@ def _report(console: Console, out: Path, results: dict[str, dict], seconds: floa
             "teach nothing)."
         )
     console.print(f"Open the dashboards:  pr1 watch {out}   ·   pr1 watch {out / 'rl'}")
+    console.print(f"Talk to the trained model:  pr1 chat --adapter {out / 'rl'}")
 
 
 def gain_line(gain: dict) -> str:
