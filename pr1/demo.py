@@ -41,33 +41,36 @@ class DemoConfig(Settings):
         "Prompt template of every stage (pr1.prompts: the short one halves the tokens).",
         choices=tuple(TEMPLATES),
     )
-    # data: synthetic problems and traces (pr1.coldstart.synthetic's difficulties)
+    # data: synthetic problems (pr1.coldstart.synthetic's difficulties). One-step arithmetic: the base 135M
+    # model solves 1.6% of it with this prompt, the SFT model 59%, so RL's groups have mixed rewards
     sft_difficulty: str = setting("one-step", "Difficulty of the cold-start traces.", choices=DIFFICULTIES)
     rl_difficulty: str = setting(
-        "two-step", "Difficulty of the RL and held-out evaluation problems.", choices=DIFFICULTIES
+        "one-step", "Difficulty of the RL and held-out evaluation problems.", choices=DIFFICULTIES
     )
-    sft_traces: int = setting(320, "Synthetic cold-start traces for SFT.", min=1)
-    rl_problems: int = setting(32, "Synthetic RL problems.", min=1)
-    eval_problems: int = setting(16, "Held-out synthetic evaluation problems.", min=1)
+    sft_traces: int = setting(200, "Synthetic cold-start traces for SFT.", min=1)
+    rl_problems: int = setting(64, "Synthetic RL problems.", min=1)
+    eval_problems: int = setting(
+        48, "Held-out synthetic evaluation problems (none of them an RL problem).", min=1
+    )
     # SFT (LoRA on CPU; high rates so a few dozen steps teach the format)
-    sft_steps: int = setting(40, "SFT optimizer steps.", min=1)
+    sft_steps: int = setting(30, "SFT optimizer steps.", min=1)
     sft_batch: int = setting(4, "SFT sequences per optimizer step.", min=1)
     sft_micro_batch: int = setting(4, "SFT sequences per forward pass.", min=1)
     sft_lr: float = setting(1e-3, "SFT learning rate.", above=0)
     tag_lr: float = setting(1e-2, "SFT learning rate of the tag rows.", above=0)
     sft_max_length: int = setting(512, "SFT max tokens per row.", min=1)
     lora_r: int = setting(16, "LoRA rank.", min=1)
-    # RL (GRPO, alternating reward: steps 9 and 10 use the tiered reward)
-    rl_steps: int = setting(10, "RL steps.", min=1)
-    rl_batch: int = setting(1, "RL prompts per step.", min=1)
-    rl_samples: int = setting(4, "RL samples per prompt.", min=2)
+    # RL (GRPO, alternating reward: steps 9-10 and 19-20 use the tiered reward)
+    rl_steps: int = setting(20, "RL steps.", min=1)
+    rl_batch: int = setting(2, "RL prompts per step.", min=1)
+    rl_samples: int = setting(8, "RL samples per prompt.", min=2)
     rl_micro_batch: int = setting(
-        4, "RL sequences per forward pass (peak memory: 16 at once took 15 GB on CPU).", min=1
+        16, "RL sequences per forward pass (16 at once: 8.3 GB peak RSS on CPU with the short prompt).", min=1
     )
-    rl_lr: float = setting(2e-5, "RL learning rate.", above=0)
+    rl_lr: float = setting(2e-4, "RL learning rate (LoRA, a few dozen steps).", above=0)
     # rollouts (evaluation and RL)
-    max_tokens: int = setting(256, "Response budget of every rollout.", min=1)
-    eval_samples: int = setting(1, "Evaluation samples per problem.", min=1)
+    max_tokens: int = setting(128, "Response budget of every rollout.", min=1)
+    eval_samples: int = setting(4, "Evaluation samples per held-out problem.", min=1)
     temperature: float = setting(0.7, "Evaluation sampling temperature.", min=0)
 
 
@@ -78,8 +81,10 @@ FAST = DemoConfig(
     sft_steps=6,
     sft_batch=4,
     rl_steps=2,
+    rl_batch=1,
     rl_samples=2,
     max_tokens=64,
+    eval_samples=1,
 )
 
 

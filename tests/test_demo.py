@@ -56,11 +56,13 @@ def test_fast_demo_runs_the_whole_curriculum(tmp_path):
     assert rl_phases == ["accuracy", "accuracy"]
     kept = [json.loads(line) for line in (out / "data" / "coldstart.jsonl").open()]
     assert len(kept) == FAST.sft_traces
-    # the difficulty knob: easy cold-start traces, harder RL and held-out problems, disjoint seeds
+    # the difficulty knob: traces at one difficulty, RL and held-out problems at another, no problem shared
     assert all(r["id"].startswith(f"synthetic-{FAST.sft_difficulty}-") for r in kept)
     rl, held_out = (read_jsonl(out / "data" / f"{n}_problems.jsonl") for n in ("rl", "eval"))
-    assert {r["difficulty"] for r in rl + held_out} == {FAST.rl_difficulty} != {FAST.sft_difficulty}
-    assert not {r["problem"] for r in rl} & {r["problem"] for r in held_out}
+    assert {r["difficulty"] for r in rl + held_out} == {FAST.rl_difficulty}
+    assert len(held_out) == FAST.eval_problems and not {r["problem"] for r in rl} & {
+        r["problem"] for r in held_out
+    }
     # a rerun finds every stage finished and only re-reads the evaluations
     again = run_demo(out, FAST)
     assert again == results
