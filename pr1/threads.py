@@ -1,10 +1,11 @@
 """How many CPU threads torch uses, picked from the machine's load when the user has not said.
 
 On a busy 2-core machine two spinning OpenMP threads per process are several times slower than one: the same
-`pr1 eval` took 134 s with 2 threads and 29 s with 1 (load average 2.5-3.5 from other jobs, 2026-12-02,
-docs/BENCHMARKS.md). So, unless OMP_NUM_THREADS is set, pr1 gives torch the cores the load leaves free (at
-least one) and says so on the console when that is fewer than the machine has: when a model is loaded on the
-CPU (`pr1.models.load_model` calls `announce`), not at start, so an argument error stays one line.
+`pr1 eval` took 134 s with 2 threads and 29 s with 1 (load average 2.5-3.5 from other jobs), while on a quiet
+machine 2 threads are 1.57x faster than 1 (docs/BENCHMARKS.md, "CPU threads", 2026-12-02). So, unless
+OMP_NUM_THREADS is set, pr1 gives torch the cores the load leaves free (at least one) and says so on the
+console when that is fewer than the machine has: when a model is loaded on the CPU (`pr1.models.load_model`
+calls `announce`), not at start, so an argument error stays one line.
 """
 
 from __future__ import annotations

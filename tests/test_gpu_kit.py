@@ -327,7 +327,11 @@ def _target_like_python(folder: Path, kit: Path) -> Path:
         text=True,
         check=True,
     ).stdout.strip()
-    installed = {canonical(d.metadata["Name"]): d for d in importlib.metadata.distributions()}
+    installed: dict[str, importlib.metadata.Distribution] = {}
+    for d in importlib.metadata.distributions():  # in sys.path order: the first is the one Python imports
+        # (a later one can be a vendored copy, e.g. setuptools/_vendor's old typing_extensions, which
+        # setuptools puts on sys.path once imported: linking that one broke `pr1 score` in the stand-in)
+        installed.setdefault(canonical(d.metadata["Name"]), d)
     carried = {canonical(w["name"]) for w in json.loads((kit / "kit.json").read_text())["wheels"]}
     wanted, seen = [n for n in read_target(DEFAULT_TARGET).installed if n in installed], set()
     while wanted:

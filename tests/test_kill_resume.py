@@ -92,7 +92,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     )
     rl_settings = root / "rl.toml"
     rl_settings.write_text(
-        'batch = 1\ngroup = 2\nsteps = 4\nmax_tokens = 16\nlora_r = 4\nsave_every = 1\nbackend = "hf"\n'
+        'batch = 1\nsamples = 2\nsteps = 4\nmax_tokens = 16\nlora_r = 4\nsave_every = 1\nbackend = "hf"\n'
         "log_rollouts = 2\n"
     )
     return {
