@@ -17,15 +17,22 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from pr1.demo import DemoConfig, evaluate, finished, make_data, run_stage, sft_stage, train_rl
+from pr1.demo import (
+    DemoConfig,
+    evaluate,
+    finished,
+    make_data,
+    open_staged_run,
+    run_stage,
+    sft_stage,
+    train_rl,
+)
 from pr1.files import write_text_atomic
-from pr1.runs import RUN_FILE, Run, read_run_info
 
 REWARDS = ("accuracy", "alternating", "parallel-accuracy")
 SEEDS = 2  # runs per reward, seeds seed, seed + 1, …
@@ -38,12 +45,8 @@ def run_ablation(
     console = console or Console(stderr=True)
     out = Path(out)
     folder = out / "ablation"
-    resume = (folder / RUN_FILE).exists()
-    if resume and read_run_info(folder).get("config") != asdict(config):
-        console.print(f"[yellow]{folder} holds an ablation with other settings; finished runs are reused")
-    run = Run.create(folder, "ablation", config, resume=resume)
     runs = [(reward, config.seed + i) for reward in REWARDS for i in range(seeds)]
-    run.update_info(total_steps=len(runs))
+    run = open_staged_run(folder, "ablation", config, len(runs), console)
     t0 = time.time()
     rows = []
     with run.recording():
@@ -66,7 +69,7 @@ def run_ablation(
             )
             rows.append({"run": name, "reward": reward, "seed": seed, **figures})
     write_text_atomic(folder / "ABLATION.md", ablation_markdown(rows, config))
-    _charts(folder, runs, console)
+    _charts(folder, rows, console)
     run.finish("finished", minutes=round((time.time() - t0) / 60, 2), runs=rows)
     _report(console, folder, rows)
     return rows
@@ -119,11 +122,11 @@ def ablation_markdown(rows: list[dict], config: DemoConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _charts(folder: Path, runs: list[tuple[str, int]], console: Console) -> None:
+def _charts(folder: Path, rows: list[dict], console: Console) -> None:
     """The RL runs' dashboards overlaid, as pictures in folder/charts."""
     from pr1.tui.export import export_runs
 
-    written = export_runs([folder / f"{reward}-s{seed}" for reward, seed in runs], folder / "charts")
+    written = export_runs([folder / r["run"] for r in rows], folder / "charts")
     console.print(f"charts: {', '.join(str(p) for p in written)}")
 
 

@@ -95,19 +95,26 @@ def run_demo(out: str | Path, config: DemoConfig, *, console: Console | None = N
     """Run (or resume) the demo into `out`; return the evaluation figures of each stage."""
     console = console or Console(stderr=True)
     out = Path(out)
-    resume = (out / RUN_FILE).exists()
-    if resume and read_run_info(out).get("config") != asdict(config):
-        console.print(
-            f"[yellow]{out} holds a demo with other settings; finished stages are reused as they are"
-        )
-    run = Run.create(out, "demo", config, resume=resume)
-    run.update_info(total_steps=len(STAGES))
+    run = open_staged_run(out, "demo", config, len(STAGES), console)
     t0 = time.time()
     with run.recording():
         results = _stages(out, config, run, console)
     run.finish("finished", minutes=round((time.time() - t0) / 60, 2), **results)
     _report(console, out, results, time.time() - t0)
     return results
+
+
+def open_staged_run(folder: Path, kind: str, config: DemoConfig, stages: int, console: Console) -> Run:
+    """Create or resume the run folder of a staged job (the demo, the ablation). Its stages are run folders
+    of their own, each reused when finished, so a resume with other settings goes on (and says so)."""
+    resume = (folder / RUN_FILE).exists()
+    if resume and read_run_info(folder).get("config") != asdict(config):
+        console.print(
+            f"[yellow]{folder} holds a {kind} with other settings; finished stages are reused as they are"
+        )
+    run = Run.create(folder, kind, config, resume=resume)
+    run.update_info(total_steps=stages)
+    return run
 
 
 def _stages(out: Path, cfg: DemoConfig, run: Run, console: Console) -> dict[str, dict]:

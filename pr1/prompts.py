@@ -28,9 +28,8 @@ Solve the following math problem. Think step by step, and finish with a last lin
 
 Problem: {problem}"""
 
-# The parallel instruction in two sentences, for runs where the
-# prompt costs more than the answer (`pr1 demo`'s one- and two-step arithmetic: 85 prompt tokens with
-# SmolLM2's chat template instead of 189, and RL and SFT compute on the prompt's tokens too).
+# The parallel instruction in two sentences, for runs where the prompt costs more than the answer (`pr1 demo`'s
+# arithmetic: 85 prompt tokens with SmolLM2's chat template instead of 189, and SFT and RL compute on them too).
 SHORT_PARALLEL_TEMPLATE = """\
 Solve the problem. Where it helps, think in parallel: a <Parallel> block of independent <Path> sections, \
 then a <Summary>. End with "Final Answer: <result>".

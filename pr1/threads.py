@@ -14,7 +14,7 @@ import os
 import sys
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-_note: list[str] = []  # the line choose_threads left for announce, said once
+_note: str | None = None  # the line choose_threads left for announce, said once
 
 
 def free_cores() -> tuple[int, int, float]:
@@ -33,14 +33,17 @@ def choose_threads() -> int | None:
     for variable in THREAD_VARIABLES:
         os.environ[variable] = str(threads)
     if threads < cores:
-        _note[:] = [
+        global _note
+        _note = (
             f"torch threads: {threads} of {cores} cores (load average {load:.1f} from other processes; "
             "set OMP_NUM_THREADS to choose)"
-        ]
+        )
     return threads
 
 
 def announce() -> None:
     """Say on stderr, once, that choose_threads gave torch fewer threads than the machine has."""
-    if _note:
-        print(_note.pop(), file=sys.stderr)
+    global _note
+    if _note is not None:
+        print(_note, file=sys.stderr)
+        _note = None

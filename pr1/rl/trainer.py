@@ -282,7 +282,7 @@ def score_completions(
 
 
 def batch_layout(cfg: RLConfig, num_processes: int) -> tuple[int, int]:
-    """(per-device micro batch, gradient accumulation steps) so that one RL step of batch x group rollouts
+    """(per-device micro batch, gradient accumulation steps) so that one RL step of batch x samples rollouts
     makes exactly `updates_per_step` optimizer steps."""
     per_update = cfg.batch * cfg.samples // cfg.updates_per_step
     if per_update % num_processes:

@@ -445,7 +445,7 @@ class VLLMRolloutEngine:
         import vllm.v1.engine.core as engine_core
 
         teardown = engine_core.cleanup_dist_env_and_memory
-        # on CPU, what the teardown does besides the groups
+        # what the teardown does besides the groups, less emptying the accelerator's cache (the last close does)
         engine_core.cleanup_dist_env_and_memory = gc.collect
         try:
             core.shutdown()

@@ -280,7 +280,7 @@ class WatchApp(Pr1App):
         empty.update("No summary yet." if kinds == {"eval"} else "No metrics yet.")
         empty.display = not self._has_overview() or (kinds == {"eval"} and not has_summary)
         label = (
-            {"eval": "Summary", "demo": "Stages", "ablation": "Stages"}.get(kinds.pop(), "Curves")
+            {"eval": "Summary", **dict.fromkeys(STAGED, "Stages")}.get(kinds.pop(), "Curves")
             if len(kinds) == 1
             else "Curves"
         )
